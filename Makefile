@@ -1,0 +1,56 @@
+# The two commands: `make book` and `make test`. Both create .venv and install requirements.lock.
+# PROFILE=quick (default, laptops and CI) or PROFILE=paper (the paper's settings; use a GPU).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+DATASET ?= both
+SEED ?= 0
+DEVICE ?= auto
+# Raw data: ../shared/data when it sits beside the checkout, else torchvision's download cache.
+DDSA_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(HOME)/.cache/ddsa/data)
+DDSA_CACHE ?= $(CURDIR)/.cache
+export DDSA_DATA DDSA_CACHE
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+STAGE := _build/stage
+
+.PHONY: venv book execute html test lock clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1   # its requests~=2.25.1 pin is stale and unused
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+# Execute every chapter with papermill into a staging copy of the book, then render it.
+execute: venv
+	rm -rf $(STAGE) && mkdir -p $(STAGE)/book
+	cp _config.yml _toc.yml $(STAGE)/
+	cp -r tools $(STAGE)/
+	cp book/*.md book/*.bib $(STAGE)/book/
+	@for nb in $(CHAPTERS); do \
+	  echo "== papermill $$nb (profile=$(PROFILE))"; \
+	  $(BIN)/papermill --cwd book --log-level WARNING $$nb $(STAGE)/$$nb \
+	    -p profile $(PROFILE) -p seed $(SEED) -p device $(DEVICE) || exit 1; \
+	done
+
+html: venv
+	bash tools/fetch_mathjax.sh
+	rm -rf $(STAGE)/book/_static && cp -r book/_static $(STAGE)/book/_static
+	$(BIN)/jupyter-book build $(STAGE) --path-output . -W --keep-going
+
+book: execute html
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider $(CHAPTERS)
+
+lock: venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^torchattacks==' > requirements.lock
+
+clean:
+	rm -rf _build .cache

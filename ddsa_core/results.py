@@ -1,0 +1,50 @@
+"""Recorded results: JSON files with provenance under ``results/<profile>/<dataset>/``.
+
+The ``paper`` profile's files are committed and are what the book shows as "recorded"; the
+``quick`` profile's are rewritten by every build and ignored by git.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import cache, data
+from .config import Config
+from .runtime import REPO_ROOT, provenance
+
+
+def results_root() -> Path:
+    """``$DDSA_RESULTS`` or the repository's ``results/`` folder."""
+    return Path(os.environ.get("DDSA_RESULTS", REPO_ROOT / "results"))
+
+
+def result_path(profile: str, dataset: str, name: str) -> Path:
+    return results_root() / profile / dataset / f"{name}.json"
+
+
+def record(name: str, cfg: Config, results: dict[str, Any], wall_s: dict[str, float], device: torch.device) -> dict:
+    """Write one result with its provenance (commit, device, date, wall times, profile, data source, seed)."""
+    doc = {
+        "name": name,
+        "profile": cfg.profile,
+        "dataset": cfg.dataset,
+        "data_source": data.data_source(cfg.dataset),
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "provenance": provenance(device),
+        "wall_s": wall_s,
+        "results": results,
+    }
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    cache.atomic_write(result_path(cfg.profile, cfg.dataset, name), lambda tmp: tmp.write_text(text))
+    return doc
+
+
+def load(profile: str, dataset: str, name: str) -> dict | None:
+    """A recorded result, or ``None`` if that run has not been recorded yet."""
+    path = result_path(profile, dataset, name)
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,62 @@
+"""Where things run and where they are kept: device, seeds, folders, provenance."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """CUDA when available for ``"auto"``, else the CPU; an explicit name is taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"config field 'device' is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def data_root() -> Path:
+    """Folder holding the raw datasets: ``$DDSA_DATA``, else ``~/.cache/ddsa/data``."""
+    return Path(os.environ.get("DDSA_DATA", Path.home() / ".cache" / "ddsa" / "data")).expanduser()
+
+
+def cache_root() -> Path:
+    """Writable folder for decoded data, weights and adversarial sets: ``$DDSA_CACHE``, else ``~/.cache/ddsa``."""
+    path = Path(os.environ.get("DDSA_CACHE", Path.home() / ".cache" / "ddsa")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, with ``+dirty`` when the work tree has changes."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the device, e.g. the GPU model or the CPU architecture."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device: torch.device) -> dict[str, str]:
+    """Commit, device, date and library versions, stored beside every recorded result."""
+    return {
+        "commit": git_commit(),
+        "device": device_name(device),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

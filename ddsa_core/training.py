@@ -1,0 +1,160 @@
+"""Training: one resumable loop for every network in the book, and the cached Table 2 classifiers.
+
+:func:`fit` checkpoints after every epoch. Each epoch draws its shuffle and its dropout masks
+from seeds derived from ``(seed, epoch)``, so a run resumed from its checkpoint ends with the
+same weights as an uninterrupted run on the CPU.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import cache, data
+from .config import Config
+from .evaluation import accuracy
+from .models import build_classifier
+from .runtime import resolve_device
+
+LossFn = Callable[..., torch.Tensor]  # loss_fn(model, *batch) -> scalar
+TRAINING_CODE_VERSION = 1  # bump when a change to this loop changes the weights it produces
+
+
+@dataclass
+class Trained:
+    """A trained network with its history and where it came from."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    key: str
+    train_wall_s: float
+    cached: bool
+    meta: dict = field(default_factory=dict)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """Adam, RMSprop or SGD with Keras' defaults (eps 1e-7; RMSprop rho 0.9), as the paper used Keras."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=1e-7)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    raise ValueError(f"optimizer must be one of ('adam', 'rmsprop', 'sgd'); got {name!r}")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffle and dropout."""
+    return seed * 1_000_003 + epoch
+
+
+def fit(model: nn.Module, tensors: Sequence[torch.Tensor], loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+        epochs: int, batch_size: int, seed: int, checkpoint: Path | None = None,
+        monitor: Callable[[nn.Module], dict[str, float]] | None = None,
+        after_step: Callable[[nn.Module], None] | None = None, desc: str = "train") -> list[dict[str, float]]:
+    """Minimise ``loss_fn(model, *batch)`` over shuffled mini-batches of ``tensors``; returns per-epoch history.
+
+    ``after_step`` runs after every optimiser step (the DDSA sparsity rule hooks in here).
+    ``monitor`` runs after every epoch in eval mode. With ``checkpoint``, the state is saved after
+    each epoch and a later call resumes from it.
+    """
+    device = next(model.parameters()).device
+    history: list[dict[str, float]] = []
+    start = 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start = list(state["history"]), int(state["epoch"]) + 1
+    n = len(tensors[0])
+    steps = (n + batch_size - 1) // batch_size
+    bar = tqdm(total=epochs * steps, initial=start * steps, desc=desc, unit="batch", mininterval=1.0)
+    for epoch in range(start, epochs):
+        torch.manual_seed(epoch_seed(seed, epoch))  # dropout masks
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+        model.train()
+        total, t0 = 0.0, time.perf_counter()
+        for idx in order.split(batch_size):
+            batch = [t[idx].to(device, non_blocking=True) for t in tensors]
+            loss = loss_fn(model, *batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step(model)
+            total += loss.item() * len(idx)
+            bar.update()
+        row = {"epoch": epoch + 1, "loss": total / n, "epoch_s": time.perf_counter() - t0}
+        if monitor is not None:
+            model.eval()
+            row.update(monitor(model))
+        history.append(row)
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        if checkpoint is not None:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "history": history}
+            cache.atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
+    bar.close()
+    model.eval()
+    return history
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The classifiers' training loss (Table 2's softmax folded into it)."""
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def monitor_split(dataset: str) -> str:
+    """The split watched during training: MNIST's validation split; CIFAR-10 has none, so its test set."""
+    return "val" if "val" in data.SPLITS[dataset] else "test"
+
+
+def classifier_key(cfg: Config) -> str:
+    """Hash of everything that determines the classifier's weights."""
+    return cache.content_key(
+        kind="classifier", arch=f"table2-{cfg.dataset}", dataset=cfg.dataset, source=data.data_source(cfg.dataset),
+        optimizer=cfg.clf_optimizer, lr=cfg.clf_lr, batch_size=cfg.clf_batch_size, epochs=cfg.clf_epochs,
+        train_size=cfg.train_size, seed=cfg.seed, code=TRAINING_CODE_VERSION,
+    )
+
+
+def load_or_train(kind: str, key: str, model: nn.Module, train: Callable[[nn.Module, Path], list[dict]],
+                  meta: dict) -> Trained:
+    """The cached weights of ``kind``/``key`` if valid, else ``train(model, checkpoint)`` and cache them."""
+    path = cache.artifact_path(kind, key)
+    hit = cache.load(path)
+    if hit is not None:
+        tensors, stored = hit
+        model.load_state_dict(tensors)
+        return Trained(model.eval(), stored["history"], key, stored["train_wall_s"], True, stored)
+    checkpoint = path.with_suffix(".ckpt")
+    t0 = time.perf_counter()
+    history = train(model, checkpoint)
+    wall = time.perf_counter() - t0
+    stored = {**meta, "history": history, "train_wall_s": wall}
+    cache.save(path, model.state_dict(), stored)
+    checkpoint.unlink(missing_ok=True)
+    return Trained(model.eval(), history, key, wall, False, stored)
+
+
+def classifier(cfg: Config) -> Trained:
+    """The Table 2 classifier of ``cfg``, trained as Table 3 says, or loaded from the cache."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = build_classifier(cfg.dataset).to(device)
+    watch = monitor_split(cfg.dataset)
+
+    def train(model: nn.Module, checkpoint: Path) -> list[dict]:
+        x, y = data.load(cfg.dataset, "train", cfg.train_size)
+        xv, yv = data.load(cfg.dataset, watch, cfg.test_size)
+        opt = make_optimizer(cfg.clf_optimizer, model.parameters(), cfg.clf_lr)
+        monitor = lambda m: {f"{watch}_acc": accuracy(m, xv, yv, cfg.eval_batch_size)}
+        return fit(model, (x, y), cross_entropy, opt, cfg.clf_epochs, cfg.clf_batch_size, cfg.seed,
+                   checkpoint, monitor, desc=f"classifier {cfg.dataset}")
+
+    meta = {"config": cfg.to_dict(), "data_source": data.data_source(cfg.dataset), "monitor_split": watch}
+    return load_or_train("classifier", classifier_key(cfg), model, train, meta)

@@ -1,0 +1,75 @@
+import dataclasses
+
+import pytest
+
+from ddsa_core.config import Config, datasets_for, make_config
+
+BAD = [
+    (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper'\)"),
+    (dict(profile=3), r"'profile' must be one of"),
+    (dict(dataset="svhn"), r"'dataset' must be one of \('mnist', 'cifar10'\)"),
+    (dict(dataset="MNIST"), r"'dataset' must be one of"),
+    (dict(seed=-1), r"'seed' must be an integer >= 0"),
+    (dict(seed=1.5), r"'seed' must be an integer >= 0"),
+    (dict(seed=True), r"'seed' must be an integer >= 0"),
+    (dict(device="gpu"), r"'device' must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(device=0), r"'device' must be"),
+    (dict(clf_epochs=-3), r"'clf_epochs' must be an integer >= 1"),
+    (dict(clf_epochs=0), r"'clf_epochs' must be an integer >= 1"),
+    (dict(clf_epochs="64"), r"'clf_epochs' must be an integer >= 1"),
+    (dict(clf_batch_size=0), r"'clf_batch_size' must be an integer >= 1"),
+    (dict(eval_batch_size=0), r"'eval_batch_size' must be an integer >= 1"),
+    (dict(eps=1.5), r"'eps' must be a number in \[0, 1\]"),
+    (dict(eps=-0.1), r"'eps' must be a number in \[0, 1\]"),
+    (dict(eps="0.3"), r"'eps' must be a number in \[0, 1\]"),
+    (dict(clf_lr=0), r"'clf_lr' must be a number in \(0, 10\]"),
+    (dict(clf_lr=-0.01), r"'clf_lr' must be a number in"),
+    (dict(clf_optimizer="adagrad"), r"'clf_optimizer' must be one of \('adam', 'rmsprop', 'sgd'\)"),
+    (dict(train_size=0), r"'train_size' must be None or an integer >= 1"),
+    (dict(test_size=-5), r"'test_size' must be None or an integer >= 1"),
+    (dict(epochs=3), r"unknown config field\(s\) \['epochs'\]; allowed fields: .*clf_epochs"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD, ids=[str(k) for k, _ in BAD])
+def test_bad_values_name_the_field(kwargs, message):
+    args = dict(profile="quick", dataset="mnist")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        make_config(**args)
+
+
+def test_paper_profile_is_table_3():
+    m, c = make_config("paper", "mnist"), make_config("paper", "cifar10")
+    assert (m.clf_optimizer, m.clf_lr, m.clf_batch_size, m.clf_epochs, m.eps) == ("adam", 0.01, 256, 64, 0.3)
+    assert (c.clf_optimizer, c.clf_lr, c.clf_batch_size, c.clf_epochs, c.eps) == ("rmsprop", 0.001, 32, 64, 0.2)
+    assert m.train_size is None and m.test_size is None
+
+
+def test_quick_profile_only_shrinks_data_and_epochs():
+    q, p = make_config("quick", "mnist"), make_config("paper", "mnist")
+    assert q.train_size < 50_000 and q.clf_epochs < p.clf_epochs
+    assert (q.clf_optimizer, q.clf_lr, q.eps) == (p.clf_optimizer, p.clf_lr, p.eps)
+
+
+def test_config_is_frozen_and_replace_validates():
+    cfg = make_config("quick", "mnist")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3  # type: ignore[misc]
+    assert cfg.replace(seed=4).seed == 4
+    with pytest.raises(ValueError, match="'eps' must be"):
+        cfg.replace(eps=2.0)
+    with pytest.raises(ValueError, match="unknown config field"):
+        cfg.replace(nope=1)
+
+
+def test_direct_construction_is_validated():
+    with pytest.raises(ValueError, match="'dataset'"):
+        Config(profile="quick", dataset="imagenet")
+
+
+def test_datasets_for():
+    assert datasets_for("both") == ["mnist", "cifar10"]
+    assert datasets_for("cifar10") == ["cifar10"]
+    with pytest.raises(ValueError, match="'dataset' must be one of"):
+        datasets_for("all")
