@@ -50,7 +50,7 @@ test: venv
 	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider $(CHAPTERS)
 
 lock: venv
-	$(BIN)/pip freeze --exclude-editable | grep -v '^torchattacks==' > requirements.lock
+	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchattacks|jupytext)==' > requirements.lock
 
 clean:
 	rm -rf _build .cache
