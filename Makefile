@@ -14,7 +14,7 @@ export DDSA_DATA DDSA_CACHE
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 STAGE := _build/stage
 
-.PHONY: venv book execute html test lock clean
+.PHONY: venv book execute html test lock clean reproduce
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -31,11 +31,12 @@ execute: venv
 	cp _config.yml _toc.yml $(STAGE)/
 	cp -r tools $(STAGE)/
 	cp book/*.md book/*.bib $(STAGE)/book/
-	@for nb in $(CHAPTERS); do \
-	  echo "== papermill $$nb (profile=$(PROFILE))"; \
-	  $(BIN)/papermill --cwd book --log-level WARNING $$nb $(STAGE)/$$nb \
-	    -p profile $(PROFILE) -p seed $(SEED) -p device $(DEVICE) || exit 1; \
-	done
+	$(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
+	  --device $(DEVICE) --out $(STAGE) --force
+
+# The paper profile for one dataset, resumable: `make reproduce PROFILE=paper DATASET=mnist`.
+reproduce: venv
+	$(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) --device $(DEVICE)
 
 html: venv
 	bash tools/fetch_mathjax.sh

@@ -33,6 +33,10 @@ class Config:
     clf_epochs: int = 64
     eps: float = 0.3
     eval_batch_size: int = 500
+    attack_size: int | None = None  # test images attacked by FGSM, Rand+FGSM, MIM, PGD (None: test_size)
+    cw_size: int = 1_000  # first test images attacked by C&W-L2
+    cw_max_iter: int = 1_000
+    cw_binary_steps: int = 5
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -72,6 +76,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "clf_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "attack_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),
+    "cw_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "cw_max_iter": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "cw_binary_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 
 
@@ -93,8 +101,10 @@ _PAPER = {
     "cifar10": dict(clf_optimizer="rmsprop", clf_lr=0.001, clf_batch_size=32, clf_epochs=64, eps=0.2),
 }
 _QUICK = {
-    "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3),
-    "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64),
+    "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3,
+                  attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3),
+    "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64,
+                    attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2),
 }
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "DEFENSE_ORDER",
     "set_style",
     "threat_model_diagram",
+    "training_curves",
+    "attack_examples",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -300,3 +302,33 @@ def training_curves(history) -> Figure:
     grid.set_axis_labels("epoch", "")
     plt.close(grid.figure)
     return grid.figure
+
+
+def _image(ax: Axes, img, title: str, **kw) -> None:
+    """Show one C×H×W image (a tensor or array) on ``ax`` without ticks."""
+    arr = img.detach().cpu().permute(1, 2, 0).numpy() if hasattr(img, "detach") else img
+    ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, **kw)
+    ax.set_title(title, fontsize=9, fontweight="normal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def attack_examples(examples: dict, index: int = 0) -> Figure:
+    """One row per attack: clean image, perturbation (scaled to its own range), adversarial image, with norms.
+
+    ``examples`` maps an attack name to ``(x, x_adv, y)`` batches, as returned by
+    :func:`ddsa_core.reports.no_defense_run`.
+    """
+    fig, axes = plt.subplots(len(examples), 3, figsize=(5.4, 1.9 * len(examples)), squeeze=False)
+    for row, (name, (x, x_adv, _)) in zip(axes, examples.items()):
+        delta = (x_adv[index] - x[index])
+        linf, l2 = delta.abs().max().item(), delta.norm().item()
+        bound = max(delta.abs().max().item(), 1e-12)
+        _image(row[0], x[index], f"{name}: clean", vmin=0, vmax=1)
+        _image(row[1], delta.mean(0, keepdim=True), f"perturbation\nL∞ {linf:.3f}, L2 {l2:.2f}",
+               cmap="RdBu_r", vmin=-bound, vmax=bound)
+        _image(row[2], x_adv[index], "adversarial", vmin=0, vmax=1)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

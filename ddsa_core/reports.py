@@ -5,7 +5,8 @@ import time
 
 import pandas as pd
 
-from . import data, paper, results
+from . import attacks, data, paper, results
+from .adversarial import attack_overrides, attack_slice, craft
 from .config import Config
 from .evaluation import accuracy
 from .runtime import resolve_device
@@ -53,3 +54,49 @@ def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
             "data source": data.data_source(ds),
         })
     return pd.DataFrame(rows).set_index("dataset")
+
+
+def no_defense_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
+    """The five attacks against the undefended classifier of ``cfg``: accuracy, norms, cost; recorded."""
+    trained = classifier(cfg)
+    rows, examples = [], {}
+    for name in names:
+        n = attack_slice(cfg, name)
+        x, y = data.load(cfg.dataset, "test", n)
+        attack = attacks.build(name, trained.model, cfg.dataset, **attack_overrides(cfg, name))
+        adv = craft(attack, x, y, trained.key, f"{cfg.dataset}/test/first-{len(y)}", cfg.seed, cfg.eval_batch_size)
+        delta = (adv.x_adv - x).flatten(1)
+        rows.append({
+            "attack": name, "images": len(y),
+            "clean_accuracy": accuracy(trained.model, x, y, cfg.eval_batch_size),
+            "accuracy": accuracy(trained.model, adv.x_adv, y, cfg.eval_batch_size),
+            "attack_success": adv.success.float().mean().item(),
+            "mean_linf": delta.abs().amax(1).mean().item(), "mean_l2": delta.norm(dim=1).mean().item(),
+            "craft_s": adv.craft_s, "params": attack.params,
+        })
+        examples[name] = (x[:8], adv.x_adv[:8], y[:8])
+    wall = {"train_classifier": trained.train_wall_s, **{f"craft_{r['attack']}": r["craft_s"] for r in rows}}
+    results.record("attacks_no_defense", cfg, {"rows": rows, "weights_key": trained.key}, wall, resolve_device(cfg.device))
+    return {"rows": rows, "examples": examples, "model": trained.model}
+
+
+def versus_paper(ours: dict[str, float], theirs: dict[str, float], label: str) -> pd.DataFrame:
+    """One column group of a results table: the paper's number, ours, and ours minus the paper's."""
+    return pd.DataFrame({
+        (label, "paper"): pd.Series(theirs),
+        (label, "ours"): pd.Series(ours),
+        (label, "diff"): pd.Series(ours) - pd.Series(theirs),
+    }).loc[list(ours)]
+
+
+def no_defense_table(run: dict, dataset: str) -> pd.DataFrame:
+    """The "No defense" column of Table 7 (MNIST) or Table 8 (CIFAR-10): the paper's and ours."""
+    ours = {r["attack"]: r["accuracy"] for r in run["rows"]}
+    table = versus_paper(ours, paper.GRAY_BOX[dataset]["no_defense"], "No defense")
+    table[("", "images")] = [r["images"] for r in run["rows"]]
+    return table
+
+
+def rows_frame(run: dict) -> pd.DataFrame:
+    """A run's per-attack rows (accuracy, success, mean norms, crafting time) as a table."""
+    return pd.DataFrame(run["rows"]).drop(columns="params").set_index("attack")

@@ -73,3 +73,14 @@ def test_datasets_for():
     assert datasets_for("cifar10") == ["cifar10"]
     with pytest.raises(ValueError, match="'dataset' must be one of"):
         datasets_for("all")
+
+
+@pytest.mark.parametrize("field,value", [("cw_size", 0), ("cw_max_iter", -1), ("cw_binary_steps", 0), ("attack_size", 0)])
+def test_attack_sizes_validated(field, value):
+    with pytest.raises(ValueError, match=f"'{field}' must be"):
+        make_config("quick", "mnist", **{field: value})
+
+
+def test_paper_attack_settings():
+    cfg = make_config("paper", "mnist")
+    assert (cfg.attack_size, cfg.cw_size, cfg.cw_max_iter, cfg.cw_binary_steps) == (None, 1_000, 1_000, 5)
