@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -187,10 +188,12 @@ class RandFGSM(Attack):
 class MIM(Attack):
     """Momentum Iterative Method (Dong et al.), eq. (2)-(3), as CleverHans v2.1 runs it.
 
-    g_{t+1} = decay * g_t + grad / mean|grad| (eq. 2's L1 normalisation, per sample, with
-    CleverHans' avoid_zero_div guard 1e-12), then x_{t+1} = clip_eps(x_t + eps_iter * sign(g_{t+1})).
+    g_{t+1} = decay * g_t + grad / mean|grad|: eq. (2)'s per-sample L1 norm divided by the pixel
+    count, as CleverHans (same signs), with its avoid_zero_div guard 1e-12; then
+    x_{t+1} = clip_eps(x_t + eps_iter * sign(g_{t+1})).
     Eq. (3) steps by eps; CleverHans steps by eps_iter and projects onto the eps-ball, which we do.
-    torchattacks.MIFGSM has no guard: a zero gradient makes its momentum NaN.
+    torchattacks.MIFGSM has no guard: a zero gradient makes its momentum NaN for good and, as
+    torch.sign(NaN) == 0, that sample silently stops moving.
     """
 
     name = "mim"

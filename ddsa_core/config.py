@@ -37,6 +37,14 @@ class Config:
     cw_size: int = 1_000  # first test images attacked by C&W-L2
     cw_max_iter: int = 1_000
     cw_binary_steps: int = 5
+    # DDSA / DDA denoiser training (the paper gives none of these; see the DDSA chapter)
+    ae_optimizer: str = "adam"
+    ae_lr: float = 1e-3
+    ae_batch_size: int = 256
+    ae_epochs: int = 30
+    ae_val_size: int = 2_000
+    sparsity_mu: float = 0.1
+    sparsity_beta: float = 1.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -80,6 +88,13 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cw_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "cw_max_iter": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "cw_binary_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "ae_optimizer": (lambda v: v in OPTIMIZERS, f"one of {OPTIMIZERS}"),
+    "ae_lr": (lambda v: _is_num(v) and 0 < v <= 10, "a number in (0, 10]"),
+    "ae_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "ae_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "ae_val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "sparsity_mu": (lambda v: _is_num(v) and 0 < v < 10, "a number in (0, 10)"),
+    "sparsity_beta": (lambda v: _is_num(v) and 0 <= v <= 1000, "a number in [0, 1000]"),
 }
 
 
@@ -102,9 +117,11 @@ _PAPER = {
 }
 _QUICK = {
     "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3,
-                  attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3),
+                  attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3,
+                  ae_epochs=3, ae_val_size=500),
     "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64,
-                    attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2),
+                    attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2,
+                    ae_epochs=2, ae_val_size=200, ae_batch_size=64),
 }
 
 

@@ -7,6 +7,7 @@ biases). The models return logits: the table's final ``Softmax()`` lives in the 
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 INPUT_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -50,3 +51,82 @@ def build_classifier(dataset: str) -> nn.Module:
     if dataset not in CLASSIFIERS:
         raise ValueError(f"dataset must be one of {tuple(CLASSIFIERS)}; got {dataset!r}")
     return keras_init_(CLASSIFIERS[dataset]())
+
+
+class SparseReLU(nn.ReLU):
+    """A ReLU that keeps ``mu_hat``, the running mean activation of each unit (eq. 11).
+
+    In training mode each forward pass stores the batch mean activation ``last_mean``; the
+    sparsity rule (:mod:`ddsa_core.sparsity`) folds it into ``mu_hat`` after the optimiser step.
+    ``mu_hat`` is a buffer, so it is saved with the weights.
+    """
+
+    def __init__(self, units: int) -> None:
+        super().__init__()
+        self.register_buffer("mu_hat", torch.zeros(units))
+        self.last_mean: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        if self.training:
+            self.last_mean = out.detach().mean(dim=0)
+        return out
+
+
+class Denoiser(nn.Module):
+    """Table 4: conv encoder, three Dense layers (ReLU), conv-transpose decoder, sigmoid output.
+
+    ``fc2`` and ``act2`` are the paper's "2nd hidden FC layer" whose units the sparsity rule
+    constrains (eq. 10-12); DDA is the same network trained without the rule.
+    """
+
+    def __init__(self, encoder: nn.Sequential, width: int, code_shape: tuple[int, int, int], decoder: nn.Sequential):
+        super().__init__()
+        self.encoder, self.code_shape, self.decoder = encoder, code_shape, decoder
+        self.fc1, self.act1 = nn.Linear(width, width), nn.ReLU()
+        self.fc2, self.act2 = nn.Linear(width, width), SparseReLU(width)
+        self.fc3, self.act3 = nn.Linear(width, width), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x).flatten(1)
+        h = self.act3(self.fc3(self.act2(self.fc2(self.act1(self.fc1(h))))))
+        return self.decoder(h.view(-1, *self.code_shape))
+
+
+def mnist_denoiser() -> Denoiser:
+    """Table 4, MNIST, with 'same' padding: 28×28 → 7×7×8 = 392 → Dense 392 ×3 → 7×7×8 → 28×28."""
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 20, 3, padding=1), nn.ReLU(), nn.Conv2d(20, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    )
+    decoder = nn.Sequential(
+        nn.ConvTranspose2d(8, 8, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.Upsample(scale_factor=2), nn.ConvTranspose2d(16, 20, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+        nn.ConvTranspose2d(20, 1, 3, padding=1), nn.Sigmoid(),
+    )
+    return Denoiser(encoder, 392, (8, 7, 7), decoder)
+
+
+def cifar10_denoiser() -> Denoiser:
+    """Table 4, CIFAR-10, with 'same' padding: 32×32 → 8×8×32 = 2048 → Dense 2048 ×3 → 8×8×32 → 32×32."""
+    encoder = nn.Sequential(
+        nn.Conv2d(3, 128, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(128),
+        nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(), nn.Dropout(0.25), nn.MaxPool2d(2),
+        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+    )
+    decoder = nn.Sequential(
+        nn.ConvTranspose2d(32, 32, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+        nn.ConvTranspose2d(32, 64, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+        nn.ConvTranspose2d(64, 128, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(128, 3, 3, padding=1), nn.Sigmoid(),
+    )
+    return Denoiser(encoder, 2048, (32, 8, 8), decoder)
+
+
+DENOISERS = {"mnist": mnist_denoiser, "cifar10": cifar10_denoiser}
+
+
+def build_denoiser(dataset: str) -> Denoiser:
+    """A freshly initialised Table 4 denoiser for ``dataset`` (DDSA and DDA share it)."""
+    if dataset not in DENOISERS:
+        raise ValueError(f"dataset must be one of {tuple(DENOISERS)}; got {dataset!r}")
+    return keras_init_(DENOISERS[dataset]())

@@ -16,8 +16,8 @@ from ddsa_core import attacks
 from ddsa_core.attacks import build
 
 KAPPA = 10.0
-# C&W budget for tests: the paper's confidence and lr, fewer iterations than its 1000 (CPU time).
-CW_TEST = {"max_iter": 20, "binary_search_steps": 4}
+# C&W budget for tests: the paper's settings but 50 iterations per binary step, not 1000 (CPU time).
+CW_TEST = {"max_iter": 50, "binary_search_steps": 5}
 
 
 def _random_classifier(seed: int = 0) -> nn.Module:
@@ -51,6 +51,7 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of model on x (tensor or numpy array)."""
     with torch.no_grad():
         return (model(torch.as_tensor(x)).argmax(1) == y).float().mean().item()
 
@@ -272,6 +273,32 @@ def test_model_mode_restored_and_no_parameter_grads(name):
     assert all(p.grad is None for p in model.parameters())
 
 
+class _Failing(nn.Module):
+    """A model that raises on forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+
+def test_model_mode_restored_when_the_attack_raises():
+    model = nn.Sequential(_Failing(), nn.Linear(2, 2)).train()
+    with pytest.raises(RuntimeError, match="boom"):
+        build("mim", model, "mnist")(torch.rand(2, 1, 28, 28), torch.zeros(2, dtype=torch.int64))
+    assert all(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize("name", list(attacks.ATTACKS))
+def test_attack_works_inside_no_grad(name):
+    model = _linear_model()
+    x = torch.rand(4, 1, 28, 28)
+    y = torch.zeros(4, dtype=torch.int64)
+    overrides = {"max_iter": 20, "binary_search_steps": 1, "confidence": 0.0,
+                 "initial_const": 10.0} if name == "cw" else {}
+    with torch.no_grad():
+        x_adv = build(name, model, "mnist", **overrides)(x, y)
+    assert not torch.equal(x_adv, x) and not x_adv.requires_grad
+
+
 # --- C&W ---------------------------------------------------------------------------------------
 
 def test_cw_succeeds_with_confidence_margin(mnist_classifier, batch, cw_run):
@@ -299,8 +326,8 @@ def test_torchattacks_cw_other_logit_is_wrong_for_negative_logits():
     y = torch.tensor([1])
     theirs = torchattacks.CW(_linear_model(), kappa=100.0).f(logits, y)  # Z_y - "max other"
     ours = build("cw", _linear_model(), "mnist")._margin(logits, y)  # max other - Z_y
-    assert theirs.item() == -1.0  # took the masked-out true class' 0 as the "other" logit
-    assert ours.item() == -2.0  # max(-5, -3) - (-1)
+    assert theirs.item() == 0.0  # both max(onehot * Z) and max((1 - onehot) * Z) read a masked 0
+    assert ours.item() == -2.0  # max(-5, -3) - (-1): Z_y - max other is 2, not 0
 
 
 def test_cw_batched_equals_per_sample(mnist_classifier, batch):

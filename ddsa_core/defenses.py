@@ -1,0 +1,98 @@
+"""Defenses as preprocessing blocks in front of an unchanged classifier: DDSA and DDA.
+
+Training follows the paper's eq. 8-9: MSE between the clean image and the reconstruction of its
+PGD example, plus MSE of the clean image's own reconstruction. The PGD examples are crafted once
+against the trained classifier, with the paper's PGD settings, and cached. DDSA applies the
+sparsity rule of :mod:`ddsa_core.sparsity` after every optimiser step; DDA is the same network
+and training without it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import attacks, cache, data
+from .adversarial import AdversarialSet, craft
+from .config import Config
+from .evaluation import accuracy
+from .models import build_denoiser
+from .runtime import resolve_device
+from .sparsity import SparsityRule
+from .training import TRAINING_CODE_VERSION, Trained, classifier, fit, load_or_train, make_optimizer, monitor_split
+
+DEFENSES = ("ddsa", "dda")
+
+
+class Defended(nn.Module):
+    """The defended pipeline of the paper's Fig. 3: ``classifier(defense(x))``."""
+
+    def __init__(self, defense: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.defense, self.classifier = defense, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.defense(x))
+
+
+def pgd_examples(cfg: Config, clf: Trained, split: str, n: int | None) -> tuple[torch.Tensor, AdversarialSet]:
+    """Clean images of a split and their PGD examples against the classifier (paper settings, cached)."""
+    x, y = data.load(cfg.dataset, split, n)
+    attack = attacks.build("pgd", clf.model, cfg.dataset, eps=cfg.eps)
+    return x, craft(attack, x, y, clf.key, f"{cfg.dataset}/{split}/first-{len(y)}", cfg.seed, cfg.eval_batch_size)
+
+
+def reconstruction_loss(model: nn.Module, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Eq. 9: MSE(x, D(x')) + MSE(x, D(x)), in one forward pass over the mixed batch."""
+    out_adv, out_clean = model(torch.cat([x_adv, x])).chunk(2)
+    mse = nn.functional.mse_loss
+    return mse(out_adv, x) + mse(out_clean, x)
+
+
+def sparsity_rule(cfg: Config, sparse: bool) -> SparsityRule:
+    """The rule DDSA trains with (eq. 11-12); DDA tracks the running means without moving biases."""
+    return SparsityRule(mu=cfg.sparsity_mu, beta=cfg.sparsity_beta, alpha=cfg.ae_lr, apply_bias_update=sparse)
+
+
+def denoiser_key(cfg: Config, name: str, classifier_key: str) -> str:
+    """Hash of everything that determines a denoiser's weights."""
+    return cache.content_key(
+        kind="denoiser", defense=name, arch=f"table4-{cfg.dataset}", classifier=classifier_key,
+        source=data.data_source(cfg.dataset), optimizer=cfg.ae_optimizer, lr=cfg.ae_lr,
+        batch_size=cfg.ae_batch_size, epochs=cfg.ae_epochs, train_size=cfg.train_size, eps=cfg.eps, seed=cfg.seed,
+        mu=cfg.sparsity_mu, beta=cfg.sparsity_beta if name == "ddsa" else None, code=TRAINING_CODE_VERSION,
+    )
+
+
+def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
+    """The DDSA (``name="ddsa"``) or DDA (``"dda"``) denoiser of ``cfg``, trained on PGD data or loaded."""
+    if name not in DEFENSES:
+        raise ValueError(f"defense name must be one of {DEFENSES}; got {name!r}")
+    device = resolve_device(cfg.device)
+    clf = classifier(cfg)
+    rule = sparsity_rule(cfg, sparse=name == "ddsa")
+    watch = monitor_split(cfg.dataset)
+    torch.manual_seed(cfg.seed)
+    model = build_denoiser(cfg.dataset).to(device)
+
+    def train(model: nn.Module, checkpoint: Path) -> list[dict]:
+        x, adv = pgd_examples(cfg, clf, "train", cfg.train_size)
+        xv, adv_v = pgd_examples(cfg, clf, watch, cfg.ae_val_size)
+        yv = data.load(cfg.dataset, watch, cfg.ae_val_size)[1]
+        opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
+
+        def monitor(m: nn.Module) -> dict[str, float]:
+            pipeline = Defended(m, clf.model)
+            with torch.inference_mode():
+                mse_adv = nn.functional.mse_loss(m(adv_v.x_adv.to(device)), xv.to(device)).item()
+            return {"val_mse_pgd": mse_adv,
+                    "val_acc_pgd_graybox": accuracy(pipeline, adv_v.x_adv, yv, cfg.eval_batch_size),
+                    "val_acc_clean": accuracy(pipeline, xv, yv, cfg.eval_batch_size)}
+
+        return fit(model, (adv.x_adv, x), reconstruction_loss, opt, cfg.ae_epochs, cfg.ae_batch_size, cfg.seed,
+                   checkpoint, monitor, after_step=rule.after_step, desc=f"{name} {cfg.dataset}")
+
+    meta = {"config": cfg.to_dict(), "defense": name, "classifier_key": clf.key, "monitor_split": watch,
+            "data_source": data.data_source(cfg.dataset), "rule": rule.__dict__}
+    return load_or_train("denoiser", denoiser_key(cfg, name, clf.key), model, train, meta)

@@ -1,0 +1,101 @@
+import pytest
+import torch
+from torch import nn
+
+from ddsa_core.models import SparseReLU, build_denoiser
+from ddsa_core.sparsity import SparsityRule, fraction_near_target
+
+
+@pytest.mark.parametrize("dataset,shape,width", [("mnist", (1, 28, 28), 392), ("cifar10", (3, 32, 32), 2048)])
+def test_table_4_shapes_close(dataset, shape, width):
+    model = build_denoiser(dataset)
+    x = torch.rand(2, *shape)
+    out = model(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1  # sigmoid output
+    assert model.encoder(x).flatten(1).shape[1] == width  # 7x7x8 = 392 and 8x8x32 = 2048
+    assert model.fc1.in_features == model.fc2.out_features == model.fc3.out_features == width
+
+
+def test_mu_hat_is_a_saved_buffer():
+    keys = build_denoiser("mnist").state_dict().keys()
+    assert [k for k in keys if "mu_hat" in k] == ["act2.mu_hat"]
+
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    layer, act = nn.Linear(3, 4), SparseReLU(4)
+    return layer, act
+
+
+def test_one_iteration_matches_eq_11_and_12_by_hand():
+    layer, act = _tiny()
+    act.mu_hat.copy_(torch.tensor([0.0, 0.05, 0.3, 0.1]))
+    x = torch.randn(5, 3)
+    rule = SparsityRule(mu=0.1, beta=2.0, alpha=0.01)
+    act.train()
+    a = torch.relu(x @ layer.weight.T + layer.bias).mean(0)  # batch mean activation, by hand
+    act(layer(x))
+    mu_expected = 0.999 * torch.tensor([0.0, 0.05, 0.3, 0.1]) + 0.001 * a
+    b_expected = layer.bias.detach() - 0.01 * 2.0 * (mu_expected - 0.1)
+    rule.step(layer, act)
+    assert torch.allclose(act.mu_hat, mu_expected, atol=1e-6)
+    assert torch.allclose(layer.bias, b_expected, atol=1e-6)
+
+
+def test_evaluation_leaves_mu_hat_and_biases_untouched():
+    layer, act = _tiny()
+    act.eval()
+    before_mu, before_b = act.mu_hat.clone(), layer.bias.detach().clone()
+    act(layer(torch.randn(8, 3)))
+    with pytest.raises(RuntimeError, match="no training-mode forward pass"):
+        SparsityRule().step(layer, act)
+    assert torch.equal(act.mu_hat, before_mu) and torch.equal(layer.bias, before_b)
+
+
+def test_dda_tracks_mu_hat_but_keeps_biases():
+    layer, act = _tiny()
+    act.train()
+    before_b = layer.bias.detach().clone()
+    act(layer(torch.randn(8, 3)))
+    SparsityRule(apply_bias_update=False).step(layer, act)
+    assert torch.equal(layer.bias, before_b) and act.mu_hat.abs().sum() > 0
+
+
+def test_rule_drives_mean_activation_to_target():
+    """Iterating eq. 11-12 alone on a fixed input moves every unit's running mean to mu."""
+    layer, act = _tiny()
+    act.train()
+    x = torch.randn(64, 3)
+    rule = SparsityRule(mu=0.1, beta=50.0, alpha=0.01)
+    for _ in range(20_000):
+        act(layer(x))
+        rule.step(layer, act)
+    assert fraction_near_target(act.mu_hat, 0.1, 0.02) == 1.0
+
+
+def test_reconstruction_loss_is_eq_9():
+    from ddsa_core.defenses import reconstruction_loss
+
+    model = build_denoiser("mnist")
+    x, x_adv = torch.rand(4, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    model.eval()
+    expected = ((model(x_adv) - x) ** 2).mean() + ((model(x) - x) ** 2).mean()
+    assert torch.allclose(reconstruction_loss(model, x_adv, x), expected, atol=1e-6)
+
+
+def test_ddsa_and_dda_train_once_and_differ_only_by_the_rule(tmp_path, monkeypatch):
+    from ddsa_core import defenses
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=128, test_size=64, clf_epochs=1,
+                      ae_epochs=1, ae_batch_size=32, ae_val_size=32, sparsity_beta=100.0)
+    ddsa, dda = defenses.denoiser(cfg, "ddsa"), defenses.denoiser(cfg, "dda")
+    assert {"val_mse_pgd", "val_acc_pgd_graybox", "val_acc_clean"} <= set(ddsa.history[0])
+    assert ddsa.key != dda.key
+    assert ddsa.model.act2.mu_hat.abs().sum() > 0 and dda.model.act2.mu_hat.abs().sum() > 0
+    assert not torch.equal(ddsa.model.fc2.bias, dda.model.fc2.bias)
+    monkeypatch.setattr(defenses, "fit", lambda *a, **k: pytest.fail("trained again"))
+    assert defenses.denoiser(cfg, "ddsa").cached
+    with pytest.raises(ValueError, match="defense name must be one of"):
+        defenses.denoiser(cfg, "magnet")
