@@ -23,6 +23,8 @@ import torchattacks
 from torch import Tensor, nn
 
 from ddsa_core.attacks import build
+from ddsa_core.models import build_classifier
+from ddsa_core.runtime import resolve_device
 
 TARGETS = {"fgsm": 0.9, "pgd": 0.9, "mim": 0.9, "cw": 0.8}  # ours / torchattacks, at least
 
@@ -37,13 +39,6 @@ class Counting(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.calls += 1
         return self.model(x)
-
-
-def mnist_classifier() -> nn.Module:
-    """Table 2 MNIST classifier, random weights."""
-    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-                         nn.Flatten(), nn.Linear(5408, 1024), nn.ReLU(), nn.Dropout(0.25),
-                         nn.Linear(1024, 10))
 
 
 def timed(runs: list[Callable[[], object]], device: torch.device, repeats: int) -> list[float]:
@@ -76,14 +71,13 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
-                          if args.device == "auto" else args.device)
+    device = resolve_device(args.device)
     batch = args.batch or (64 if args.quick else 256)
     repeats = args.repeats or (2 if args.quick else 3)
     pgd_steps, cw_iters, loop_images = (10, 10, 8) if args.quick else (40, 50, 16)
 
     torch.manual_seed(args.seed)
-    model = Counting(mnist_classifier()).to(device).eval()
+    model = Counting(build_classifier("mnist")).to(device).eval()
     x = torch.rand(batch, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
 
