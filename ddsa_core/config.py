@@ -118,7 +118,7 @@ _PAPER = {
 _QUICK = {
     "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3,
                   attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3,
-                  ae_epochs=3, ae_val_size=500),
+                  ae_epochs=3, ae_val_size=500, ae_batch_size=32),
     "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64,
                     attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2,
                     ae_epochs=2, ae_val_size=200, ae_batch_size=64),

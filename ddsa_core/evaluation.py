@@ -6,8 +6,8 @@ from torch import nn
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Logits for ``x`` in eval mode, on the model's device, returned on the CPU; the model's mode is restored."""
+def outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The model's outputs for ``x`` in eval mode, batched on its device, returned on the CPU; its mode is restored."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -15,6 +15,11 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
         return torch.cat([model(xb.to(device)).float().cpu() for xb in x.split(batch_size)])
     finally:
         model.train(was_training)
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """A classifier's logits for ``x``."""
+    return outputs(model, x, batch_size)
 
 
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -25,3 +30,4 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> t
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     """Fraction of ``x`` whose top-1 prediction equals ``y``."""
     return (predict_logits(model, x, batch_size).argmax(1) == y.cpu()).float().mean().item()
+

@@ -22,6 +22,9 @@ __all__ = [
     "threat_model_diagram",
     "training_curves",
     "attack_examples",
+    "mu_hat_distribution",
+    "accuracy_vs_eps",
+    "denoised_examples",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -291,13 +294,13 @@ def threat_model_diagram(ax: Axes | None = None) -> Figure:
     return fig  # type: ignore[return-value]
 
 
-def training_curves(history) -> Figure:
-    """Loss and held-out accuracy per epoch, one panel per metric, one line per dataset.
+def training_curves(history, hue: str = "dataset") -> Figure:
+    """Loss and held-out metrics per epoch, one panel per metric, one line per ``hue`` value.
 
     ``history`` is the long-form frame of :func:`ddsa_core.reports.history_frame`.
     """
-    grid = sns.relplot(data=history, x="epoch", y="value", hue="dataset", col="metric", kind="line",
-                       marker="o", height=3.0, aspect=1.2, facet_kws={"sharey": False})
+    grid = sns.relplot(data=history, x="epoch", y="value", hue=hue, col="metric", kind="line", col_wrap=4,
+                       marker="o", height=2.8, aspect=1.1, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "")
     plt.close(grid.figure)
@@ -329,6 +332,45 @@ def attack_examples(examples: dict, index: int = 0) -> Figure:
         _image(row[1], delta.mean(0, keepdim=True), f"perturbation\nL∞ {linf:.3f}, L2 {l2:.2f}",
                cmap="RdBu_r", vmin=-bound, vmax=bound)
         _image(row[2], x_adv[index], "adversarial", vmin=0, vmax=1)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def mu_hat_distribution(mu_hat: dict, mu: float = 0.1) -> Figure:
+    """Histogram of the units' running mean activations ``mu_hat`` per denoiser, with the target ``mu`` marked."""
+    import pandas as pd
+
+    frame = pd.concat([pd.DataFrame({"mu_hat": v.detach().cpu().numpy(), "defense": k}) for k, v in mu_hat.items()])
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    sns.histplot(data=frame, x="mu_hat", hue="defense", palette=DEFENSE_COLORS, bins=40, element="step", ax=ax)
+    ax.axvline(mu, color=_INK, linestyle="--", linewidth=1)
+    ax.annotate(f"target μ = {mu}", (mu, ax.get_ylim()[1] * 0.9), xytext=(4, 0), textcoords="offset points", fontsize=9)
+    ax.set_xlabel("running mean activation μ̂ of a unit of the 2nd FC layer")
+    plt.close(fig)
+    return fig
+
+
+def accuracy_vs_eps(frame) -> Figure:
+    """Figure 5: accuracy against eps, one panel per defense, one line per attack."""
+    grid = sns.relplot(data=frame, x="eps", y="accuracy", hue="attack", col="defense", kind="line", marker="o",
+                       height=3.0, aspect=1.1)
+    grid.set(ylim=(-0.02, 1.02))
+    grid.set_titles("{col_name}")
+    plt.close(grid.figure)
+    return grid.figure
+
+
+def denoised_examples(ex: dict, classes=None) -> Figure:
+    """Figures 7-8: adversarial images (top) over their DDSA reconstructions (bottom), with predicted label and probability."""
+    n = len(ex["y"])
+    fig, axes = plt.subplots(2, n, figsize=(1.45 * n, 3.3), squeeze=False)
+    name = (lambda k: classes[k]) if classes else str
+    for i in range(n):
+        for row, (img, (p, k)) in enumerate(((ex["x_adv"][i], ex["adv_pred"]), (ex["denoised"][i], ex["den_pred"]))):
+            _image(axes[row][i], img, f"{name(int(k[i]))}: {100 * float(p[i]):.1f}%", vmin=0, vmax=1)
+    axes[0][0].set_ylabel("adversarial")
+    axes[1][0].set_ylabel("denoised")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -4,11 +4,13 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+from torch import nn
 
-from . import attacks, data, paper, results
+from . import attacks, data, defenses, paper, results, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
 from .config import Config
-from .evaluation import accuracy
+from .evaluation import accuracy, outputs, predict_proba
+from .sparsity import activations, fraction_near_target
 from .runtime import resolve_device
 from .training import classifier
 
@@ -31,11 +33,15 @@ def classifier_run(cfg: Config) -> dict:
     return {**out, "model": trained.model, "loaded_from_cache": trained.cached}
 
 
-def history_frame(runs: dict[str, dict]) -> pd.DataFrame:
-    """Per-epoch training history of several runs in long form (dataset, epoch, metric, value)."""
+def history_frame(runs: dict, key: str = "dataset") -> pd.DataFrame:
+    """Per-epoch histories of several runs in long form (``key``, epoch, metric, value).
+
+    ``runs`` maps a name to a history (a list of per-epoch dicts) or to a run holding one under "history".
+    """
     rows = [
-        {"dataset": name, "epoch": h["epoch"], "metric": k, "value": v}
-        for name, run in runs.items() for h in run["history"] for k, v in h.items() if k not in ("epoch", "epoch_s")
+        {key: name, "epoch": h["epoch"], "metric": k, "value": v}
+        for name, run in runs.items() for h in (run["history"] if isinstance(run, dict) else run)
+        for k, v in h.items() if k not in ("epoch", "epoch_s")
     ]
     return pd.DataFrame(rows)
 
@@ -100,3 +106,83 @@ def no_defense_table(run: dict, dataset: str) -> pd.DataFrame:
 def rows_frame(run: dict) -> pd.DataFrame:
     """A run's per-attack rows (accuracy, success, mean norms, crafting time) as a table."""
     return pd.DataFrame(run["rows"]).drop(columns="params").set_index("attack")
+
+
+def recorded_classifier(dataset: str) -> dict | None:
+    """The recorded paper-profile classifier run of ``dataset`` (accuracy, history, provenance), if any."""
+    return results.load("paper", dataset, "classifier")
+
+
+def recorded_history_frame() -> pd.DataFrame:
+    """Per-epoch history of every recorded paper-profile classifier run, in long form."""
+    runs = {ds: rec["results"] for ds in paper.CLEAN_ACCURACY if (rec := recorded_classifier(ds))}
+    return history_frame(runs)
+
+
+def recorded_no_defense_table(dataset: str) -> pd.DataFrame | str:
+    """The "No defense" column from the recorded paper-profile run of ``dataset``, or why it is missing."""
+    rec = results.load("paper", dataset, "attacks_no_defense")
+    if rec is None:
+        return f"pending: no paper-profile attack run of {dataset} is recorded yet"
+    return no_defense_table(rec["results"], dataset)
+
+
+def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
+    """Train (or load) DDSA and DDA, evaluate them gray-box under the five attacks, and record it."""
+    t0 = time.perf_counter()
+    clf = classifier(cfg)
+    trained = {name: defenses.denoiser(cfg, name) for name in defenses.DEFENSES}
+    modules = {"No defense": nn.Identity(), "DDSA": trained["ddsa"].model, "DDA": trained["dda"].model}
+    rows = threat_models.gray_box(cfg, clf, modules, names)
+    x, y = data.load(cfg.dataset, "test", cfg.test_size)
+    acts = {label: activations(trained[key].model, x, cfg.eval_batch_size)
+            for label, key in (("DDSA", "ddsa"), ("DDA", "dda"))}
+    sparsity_stats = {
+        label: {"mean_activation": a.mean().item(), "fraction_zero": (a == 0).float().mean().item(),
+                "mu_hat_mean": trained[key].model.act2.mu_hat.mean().item(),
+                "mu_hat_near_target": fraction_near_target(trained[key].model.act2.mu_hat, cfg.sparsity_mu)}
+        for (label, key), a in zip((("DDSA", "ddsa"), ("DDA", "dda")), acts.values())
+    }
+    out = {"rows": rows, "sparsity": sparsity_stats, "history": {k: t.history for k, t in trained.items()},
+           "weights_keys": {k: t.key for k, t in trained.items()}, "classifier_key": clf.key}
+    wall = {"train_ddsa": trained["ddsa"].train_wall_s, "train_dda": trained["dda"].train_wall_s,
+            "this_run": time.perf_counter() - t0}
+    results.record("gray_box", cfg, out, wall, resolve_device(cfg.device))
+    return {**out, "denoisers": {k: t.model for k, t in trained.items()}, "classifier": clf.model,
+            "activations": acts}
+
+
+def gray_box_table(run: dict, dataset: str) -> pd.DataFrame:
+    """Table 7 (MNIST) or 8 (CIFAR-10): gray-box accuracy per attack and defense, the paper's beside ours."""
+    frame = pd.DataFrame(run["rows"])
+    parts = []
+    for label, key in (("No defense", "no_defense"), ("DDSA", "ddsa"), ("DDA", "dda")):
+        ours = frame[frame.defense == label].set_index("attack")["accuracy"].to_dict()
+        parts.append(versus_paper(ours, paper.GRAY_BOX[dataset][key], label))
+    return pd.concat(parts, axis=1)
+
+
+def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+                  names: tuple[str, ...] = ("fgsm", "pgd", "mim")) -> pd.DataFrame:
+    """Figure 5: gray-box accuracy against eps, with and without DDSA."""
+    clf = classifier(cfg)
+    modules = {"No defense": nn.Identity(), "DDSA": denoiser_model}
+    rows = [r for eps in eps_values for r in threat_models.gray_box(cfg, clf, modules, names, eps=eps)]
+    return pd.DataFrame(rows)
+
+
+def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
+    """Figures 7-8: adversarial images, their DDSA reconstructions, and the classifier's top label and probability."""
+    clf = classifier(cfg)
+    x, y = data.load(cfg.dataset, "test", n)
+    atk = attacks.build(attack, clf.model, cfg.dataset, **attack_overrides(cfg, attack))
+    x_adv = craft(atk, x, y, clf.key, f"{cfg.dataset}/test/first-{n}", cfg.seed, cfg.eval_batch_size).x_adv
+    denoised = outputs(run["denoisers"]["ddsa"], x_adv)
+    p_adv, p_den = predict_proba(clf.model, x_adv), predict_proba(clf.model, denoised)
+    return {"x_adv": x_adv, "denoised": denoised, "y": y,
+            "adv_pred": p_adv.max(1), "den_pred": p_den.max(1)}
+
+
+def sparsity_frame(run: dict) -> pd.DataFrame:
+    """Activation sparsity of DDSA and DDA: mean activation and zeros on test images, mu_hat statistics."""
+    return pd.DataFrame(run["sparsity"]).T

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .evaluation import outputs
 from .models import SparseReLU
 
 DECAY = 0.999  # eq. 11
@@ -47,3 +48,15 @@ class SparsityRule:
 def fraction_near_target(mu_hat: torch.Tensor, mu: float = 0.1, tol: float = 0.02) -> float:
     """Fraction of units whose running mean activation lies within ``tol`` of the target ``mu``."""
     return ((mu_hat - mu).abs() <= tol).float().mean().item()
+
+
+@torch.inference_mode()
+def activations(denoiser: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Activations of the constrained units (the 2nd FC layer's ReLUs) for inputs ``x``, in eval mode."""
+    captured: list[torch.Tensor] = []
+    hook = denoiser.act2.register_forward_hook(lambda module, inputs, out: captured.append(out.float().cpu()))
+    try:
+        outputs(denoiser, x, batch_size)
+    finally:
+        hook.remove()
+    return torch.cat(captured)

@@ -1,0 +1,31 @@
+import json
+
+import torch
+
+from ddsa_core import paper, reports, results
+from ddsa_core.config import make_config
+
+
+def test_record_carries_provenance_and_is_loadable(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    cfg = make_config("quick", "mnist")
+    results.record("demo", cfg, {"acc": 0.5}, {"train": 1.0}, torch.device("cpu"))
+    doc = json.loads((tmp_path / "quick" / "mnist" / "demo.json").read_text())
+    assert set(doc["provenance"]) >= {"commit", "device", "date", "torch"}
+    assert (doc["profile"], doc["data_source"], doc["seed"], doc["wall_s"]) == ("quick", "mnist", 0, {"train": 1.0})
+    assert results.load("quick", "mnist", "demo")["results"] == {"acc": 0.5}
+    assert results.load("paper", "mnist", "demo") is None
+
+
+def test_no_defense_table_puts_ours_beside_the_paper():
+    run = {"rows": [{"attack": "fgsm", "accuracy": 0.30, "images": 10}, {"attack": "pgd", "accuracy": 0.0, "images": 10}]}
+    table = reports.no_defense_table(run, "mnist")
+    assert list(table.index) == ["fgsm", "pgd"]
+    assert table.loc["fgsm", ("No defense", "paper")] == paper.GRAY_BOX["mnist"]["no_defense"]["fgsm"]
+    assert abs(table.loc["fgsm", ("No defense", "diff")] - (0.30 - 0.249)) < 1e-12
+    assert table.loc["pgd", ("", "images")] == 10
+
+
+def test_recorded_no_defense_says_pending_when_absent(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert reports.recorded_no_defense_table("cifar10").startswith("pending")
