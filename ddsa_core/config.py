@@ -138,6 +138,11 @@ def make_config(profile: str = "quick", dataset: str = "mnist", seed: int = 0,
     return Config(profile=profile, dataset=dataset, seed=seed, device=device, **fields)
 
 
+def one_dataset(dataset: str) -> str:
+    """For chapters that study one dataset: the name itself, or MNIST for ``"both"`` (the book's default run)."""
+    return datasets_for(dataset)[0]
+
+
 def datasets_for(dataset: str) -> list[str]:
     """Expand a chapter's ``dataset`` parameter: one name, or ``"both"`` for MNIST and CIFAR-10."""
     if dataset == "both":

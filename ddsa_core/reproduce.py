@@ -30,7 +30,8 @@ def already_done(output: Path, parameters: dict) -> bool:
     if not output.exists():
         return False
     meta = json.loads(output.read_text()).get("metadata", {}).get("papermill", {})
-    return meta.get("exception") is False and meta.get("parameters") == parameters
+    finished = bool(meta.get("end_time")) and not meta.get("exception")  # papermill: exception None on success
+    return finished and meta.get("parameters") == parameters
 
 
 def run(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Path | None = None,

@@ -84,3 +84,11 @@ def test_attack_sizes_validated(field, value):
 def test_paper_attack_settings():
     cfg = make_config("paper", "mnist")
     assert (cfg.attack_size, cfg.cw_size, cfg.cw_max_iter, cfg.cw_binary_steps) == (None, 1_000, 1_000, 5)
+
+
+def test_one_dataset():
+    from ddsa_core.config import one_dataset
+
+    assert one_dataset("both") == "mnist" and one_dataset("cifar10") == "cifar10"
+    with pytest.raises(ValueError, match="'dataset' must be one of"):
+        one_dataset("svhn")

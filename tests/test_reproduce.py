@@ -32,8 +32,23 @@ def test_already_done_needs_success_and_same_parameters(tmp_path):
     params = {"profile": "quick", "dataset": "mnist", "seed": 0, "device": "auto"}
     nb = tmp_path / "x.ipynb"
     assert not reproduce.already_done(nb, params)
-    nb.write_text(json.dumps({"metadata": {"papermill": {"exception": False, "parameters": params}}}))
+    done = {"exception": None, "end_time": "2026-11-24T08:48:35", "parameters": params}  # as papermill writes it
+    nb.write_text(json.dumps({"metadata": {"papermill": done}}))
     assert reproduce.already_done(nb, params)
     assert not reproduce.already_done(nb, {**params, "seed": 1})
-    nb.write_text(json.dumps({"metadata": {"papermill": {"exception": True, "parameters": params}}}))
+    nb.write_text(json.dumps({"metadata": {"papermill": {**done, "exception": True}}}))
     assert not reproduce.already_done(nb, params)
+
+
+def test_already_done_reads_a_real_papermill_notebook(tmp_path):
+    """papermill itself marks a finished run; a chapter run that way is skipped on the next call."""
+    import nbformat
+    import papermill
+
+    src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]})])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src)
+    papermill.execute_notebook(str(src), str(out), parameters={"x": 2}, progress_bar=False)
+    assert reproduce.already_done(out, {"x": 2})
+    assert not reproduce.already_done(out, {"x": 3})
