@@ -174,9 +174,10 @@ def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[floa
 def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
     """Figures 7-8: adversarial images, their DDSA reconstructions, and the classifier's top label and probability."""
     clf = classifier(cfg)
-    x, y = data.load(cfg.dataset, "test", n)
+    x, y = data.load(cfg.dataset, "test", attack_slice(cfg, attack))  # the set the attacks chapter cached
     atk = attacks.build(attack, clf.model, cfg.dataset, **attack_overrides(cfg, attack))
-    x_adv = craft(atk, x, y, clf.key, f"{cfg.dataset}/test/first-{n}", cfg.seed, cfg.eval_batch_size).x_adv
+    adv = craft(atk, x, y, clf.key, f"{cfg.dataset}/test/first-{len(y)}", cfg.seed, cfg.eval_batch_size)
+    x_adv, y = adv.x_adv[:n], y[:n]
     denoised = outputs(run["denoisers"]["ddsa"], x_adv)
     p_adv, p_den = predict_proba(clf.model, x_adv), predict_proba(clf.model, denoised)
     return {"x_adv": x_adv, "denoised": denoised, "y": y,
