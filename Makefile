@@ -14,7 +14,7 @@ export DDSA_DATA DDSA_CACHE
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 STAGE := _build/stage
 
-.PHONY: venv book execute html test lock clean reproduce
+.PHONY: venv book execute html linkcheck browser-test test lock clean reproduce
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -43,8 +43,25 @@ html: venv
 	rm -rf $(STAGE)/book/_static && cp -r book/_static $(STAGE)/book/_static
 	$(BIN)/jupyter-book build $(STAGE) --path-output . -W --keep-going
 
-book: execute html
+book: execute html linkcheck
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# Sphinx's linkcheck builder on the staged book: internal links must resolve; external links are
+# listed in _build/linkcheck/_build/html/output.json and never fetched (linkcheck_ignore, _config.yml).
+linkcheck: venv
+	@test -f $(STAGE)/_config.yml || { echo "no $(STAGE): run make execute first" >&2; exit 1; }
+	$(BIN)/jupyter-book build $(STAGE) --path-output _build/linkcheck --builder linkcheck -W --keep-going -q
+
+# The built book in headless Chromium (tests_browser/): every page served from localhost, checked
+# for console errors, failed requests, typeset maths, loaded images and internal links, plus the
+# search page. Screenshots go to _build/screenshots. Needs `make book` first. Debian's chromium is
+# installed when missing (CI runs as root); elsewhere set CHROMIUM=/path/to/chromium.
+browser-test: venv
+	@test -f _build/html/index.html || { echo "no _build/html: run make book first" >&2; exit 1; }
+	@command -v chromium >/dev/null || test -n "$$CHROMIUM" || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/python tools/book_check.py _build/html
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests_browser
 
 test: venv
 	$(BIN)/python -m pytest -q tests
