@@ -19,10 +19,29 @@ differentiates with respect to the input only (model parameters get no ``.grad``
 whatever device ``x`` is on. The loss of the L-inf attacks is cross-entropy on the model's
 logits. FGSM and PGD wrap torchattacks 3.5.1; Rand+FGSM, MIM and C&W are our own because
 torchattacks' versions differ from the papers (see each class).
+
+Gradient options of the four L-inf attacks (not the paper's protocol; defaults are the paper's):
+
+``precision="float64"``
+    Attack a float64 copy of the model (inputs cast to double, the adversarial images cast back
+    to the input's dtype). The cross-entropy's input gradient then underflows only at logit
+    margins above 1075 ln 2 ~ 745 instead of 150 ln 2 ~ 104, but its true-class term
+    p_y - 1 still rounds to 0 above 53 ln 2 ~ 36.7 (24 ln 2 ~ 16.6 in float32).
+``loss="lse_margin"``
+    Differentiate L(z, y) = log sum_{j != y} exp(z_j - z_y) instead of CE = log(1 + exp(L)).
+    grad CE = (1 - p_y) grad L with 1 - p_y > 0 per sample, and these attacks use only
+    sign(grad) or grad / mean|grad| per sample, so in exact arithmetic the attack is the same;
+    in floating point L's gradient has neither the cancellation in p_y - 1 nor the underflow.
+    FGSM and PGD then run our own loops, as torchattacks' hard-code cross-entropy.
+
+An option at its default is left out of ``params``, so the paper's attacks keep their cache keys;
+any other value is in ``params`` and so in every adversarial set's cache key.
+See :mod:`ddsa_core.diagnostics` for the checks that show when these options matter.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Callable
@@ -37,7 +56,13 @@ SHAPES: dict[str, tuple[int, int, int]] = {"mnist": (1, 28, 28), "cifar10": (3, 
 NUM_CLASSES = 10
 EPS: dict[str, float] = {"mnist": 0.3, "cifar10": 0.2}  # paper, Tables 6-9
 
-# Override rules: parameter -> (kind, predicate, what is allowed). Kinds: float, int, bool.
+PRECISIONS = ("float32", "float64")  # dtype the L-inf attacks differentiate in (paper: float32)
+LOSSES = ("ce", "lse_margin")  # loss the L-inf attacks differentiate (paper: cross-entropy)
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Optional parameters of the L-inf attacks, at their defaults (the paper's protocol).
+GRADIENT_OPTIONS: dict[str, str] = {"precision": "float32", "loss": "ce"}
+
+# Override rules: parameter -> (kind, predicate, what is allowed). Kinds: float, int, bool, str.
 _Rule = tuple[type, Callable[[Any], bool], str]
 PARAMS: dict[str, _Rule] = {
     "eps": (float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]"),
@@ -52,6 +77,8 @@ PARAMS: dict[str, _Rule] = {
     "binary_search_steps": (int, lambda v: v >= 1, "an int >= 1"),
     "initial_const": (float, lambda v: 0.0 < v < math.inf, "a finite number > 0"),
     "abort_early": (bool, lambda v: True, "a bool"),
+    "precision": (str, lambda v: v in PRECISIONS, f"one of {', '.join(map(repr, PRECISIONS))}"),
+    "loss": (str, lambda v: v in LOSSES, f"one of {', '.join(map(repr, LOSSES))}"),
 }
 
 
@@ -60,6 +87,8 @@ def _validate_param(key: str, value: Any) -> Any:
     kind, ok, allowed = PARAMS[key]
     if kind is bool:
         typed = isinstance(value, bool)
+    elif kind is str:
+        typed = isinstance(value, str)
     elif kind is int:
         typed = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     else:
@@ -90,11 +119,25 @@ def _check_inputs(x: Any, y: Any, dataset: str) -> None:
         raise ValueError(f"y values must be class indices in [0, {NUM_CLASSES})")
 
 
-def _input_grad(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Gradient of the summed cross-entropy J(x, y) w.r.t. x only (per-sample, batch-size free)."""
+def lse_margin(logits: Tensor, y: Tensor) -> Tensor:
+    """L(z, y) = log sum_{j != y} exp(z_j - z_y) per sample; cross-entropy is log(1 + exp(L)).
+
+    Its gradient is CE's divided by 1 - p_y, computed without rounding p_y - 1 or exp(-margin).
+    """
+    true_class = F.one_hot(y, logits.shape[1]).bool()
+    diff = (logits - logits.gather(1, y[:, None])).masked_fill(true_class, -math.inf)
+    return torch.logsumexp(diff, dim=1)
+
+
+def _input_grad(model: nn.Module, x: Tensor, y: Tensor, loss: str = "ce") -> Tensor:
+    """Gradient of the summed loss J(x, y) w.r.t. x only (per-sample, batch-size free).
+
+    ``loss`` is "ce" (cross-entropy, the paper's) or "lse_margin" (see :func:`lse_margin`).
+    """
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
-    return torch.autograd.grad(loss, x)[0]
+    logits = model(x)
+    total = F.cross_entropy(logits, y, reduction="sum") if loss == "ce" else lse_margin(logits, y).sum()
+    return torch.autograd.grad(total, x)[0]
 
 
 def _project(x_adv: Tensor, x: Tensor, eps: float) -> Tensor:
@@ -106,6 +149,10 @@ class Attack:
     """Base class: validated parameters as attributes and in ``params``, input checks, eval mode."""
 
     name: str = ""
+    #: Optional parameters and their defaults; one at its default is left out of ``params``.
+    options: dict[str, Any] = {}
+    precision: str = "float32"
+    loss: str = "ce"
 
     @staticmethod
     def defaults(dataset: str) -> dict[str, Any]:
@@ -120,19 +167,27 @@ class Attack:
         self.params: dict[str, Any] = {"name": self.name, "dataset": dataset, **params}
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor:
-        """Check inputs, run the attack in eval mode, restore every module's mode; return x_adv."""
+        """Check inputs, run the attack in eval mode, restore every module's mode; return x_adv.
+
+        With ``precision="float64"`` the attack runs on a float64 copy of the model (the model
+        itself is left as it is) and x_adv comes back in ``x``'s dtype.
+        """
         _check_inputs(x, y, self.dataset)
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         try:
+            model, work = self.model, x.detach()
+            if self.precision != "float32":
+                dtype = _DTYPES[self.precision]
+                model, work = copy.deepcopy(self.model).to(dtype).eval(), work.to(dtype)
             with torch.enable_grad():
-                return self._run(x.detach(), y).detach()
+                return self._run(model, work, y).detach().to(x.dtype)
         finally:
             for module, training in modes:
                 module.training = training
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
-        """The attack proper, on validated inputs with the model in eval mode."""
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """The attack proper on ``model`` (in eval mode), on validated inputs."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -144,16 +199,19 @@ class FGSM(Attack):
     """FGSM, eq. (1): x' = clip(x + eps * sign(grad_x J(x, y)), 0, 1). Wraps torchattacks.FGSM."""
 
     name = "fgsm"
+    options = GRADIENT_OPTIONS
     eps: float
 
     @staticmethod
     def defaults(dataset: str) -> dict[str, Any]:
         return {"eps": EPS[dataset]}
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
-        attack = torchattacks.FGSM(self.model, eps=self.eps)
-        attack.set_device(x.device)
-        return attack(x, y)
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        if self.loss == "ce":
+            attack = torchattacks.FGSM(model, eps=self.eps)
+            attack.set_device(x.device)
+            return attack(x, y)
+        return (x + self.eps * _input_grad(model, x, y, self.loss).sign()).clamp(0.0, 1.0)
 
 
 class RandFGSM(Attack):
@@ -162,10 +220,12 @@ class RandFGSM(Attack):
     x_hat = clip(x + alpha * sign(N(0, I))), x' = clip(x_hat + (eps - alpha) * sign(grad J(x_hat))).
     Eq. (7) in the paper omits the sign; Tramer's definition has it, so the total perturbation is
     at most eps. torchattacks.RFGSM instead steps by alpha for 10 steps, which cannot express this.
-    The noise uses the global torch RNG: seed it for reproducible examples.
+    The noise uses the global torch RNG: seed it for reproducible examples. It is drawn in
+    float32 whatever the precision, so a float64 run starts from the same x_hat.
     """
 
     name = "rfgsm"
+    options = GRADIENT_OPTIONS
     eps: float
     alpha: float
 
@@ -179,9 +239,10 @@ class RandFGSM(Attack):
                              f"and eps={params['eps']}")
         super().__init__(model, dataset, **params)
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
-        x_hat = (x + self.alpha * torch.randn_like(x).sign()).clamp(0.0, 1.0)
-        grad = _input_grad(self.model, x_hat, y)
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        noise = torch.randn(x.shape, dtype=torch.float32, device=x.device).sign().to(x.dtype)
+        x_hat = (x + self.alpha * noise).clamp(0.0, 1.0)
+        grad = _input_grad(model, x_hat, y, self.loss)
         return (x_hat + (self.eps - self.alpha) * grad.sign()).clamp(0.0, 1.0)
 
 
@@ -197,6 +258,7 @@ class MIM(Attack):
     """
 
     name = "mim"
+    options = GRADIENT_OPTIONS
     eps: float
     eps_iter: float
     nb_iter: int
@@ -206,11 +268,11 @@ class MIM(Attack):
     def defaults(dataset: str) -> dict[str, Any]:
         return {"eps": EPS[dataset], "eps_iter": 0.06, "nb_iter": 10, "decay": 1.0}
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         momentum = torch.zeros_like(x)
         x_adv = x.clone()
         for _ in range(self.nb_iter):
-            grad = _input_grad(self.model, x_adv, y)
+            grad = _input_grad(model, x_adv, y, self.loss)
             grad = grad / grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
             momentum = self.decay * momentum + grad
             x_adv = _project(x_adv + self.eps_iter * momentum.sign(), x, self.eps)
@@ -221,10 +283,12 @@ class PGD(Attack):
     """PGD (Madry et al.), the inner maximisation of eq. (4), with CleverHans v2.1 defaults.
 
     Random start uniform in the eps-ball (clipped to [0, 1]), nb_iter steps of
-    x <- clip_eps(x + eps_iter * sign(grad J)). Wraps torchattacks.PGD with every argument explicit.
+    x <- clip_eps(x + eps_iter * sign(grad J)). Wraps torchattacks.PGD with every argument explicit;
+    with ``loss="lse_margin"`` runs the same loop itself (same random-start draws).
     """
 
     name = "pgd"
+    options = GRADIENT_OPTIONS
     eps: float
     eps_iter: float
     nb_iter: int
@@ -234,11 +298,19 @@ class PGD(Attack):
     def defaults(dataset: str) -> dict[str, Any]:
         return {"eps": EPS[dataset], "eps_iter": 0.01, "nb_iter": 40, "rand_init": True}
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
-        attack = torchattacks.PGD(self.model, eps=self.eps, alpha=self.eps_iter,
-                                  steps=self.nb_iter, random_start=self.rand_init)
-        attack.set_device(x.device)
-        return attack(x, y)
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        if self.loss == "ce":
+            attack = torchattacks.PGD(model, eps=self.eps, alpha=self.eps_iter,
+                                      steps=self.nb_iter, random_start=self.rand_init)
+            attack.set_device(x.device)
+            return attack(x, y)
+        x_adv = x.clone()
+        if self.rand_init:
+            x_adv = (x_adv + torch.empty_like(x).uniform_(-self.eps, self.eps)).clamp(0.0, 1.0)
+        for _ in range(self.nb_iter):
+            step = self.eps_iter * _input_grad(model, x_adv, y, self.loss).sign()
+            x_adv = _project(x_adv + step, x, self.eps)
+        return x_adv
 
 
 class CarliniWagnerL2(Attack):
@@ -279,7 +351,7 @@ class CarliniWagnerL2(Attack):
         other = logits.masked_fill(true_class, -math.inf).amax(dim=1)
         return other - logits.gather(1, y[:, None]).squeeze(1)
 
-    def _run(self, x: Tensor, y: Tensor) -> Tensor:
+    def _run(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         n = x.shape[0]
         w0 = torch.atanh((2 * x - 1) * 0.999999)
         lower = torch.zeros(n, device=x.device, dtype=x.dtype)
@@ -296,7 +368,7 @@ class CarliniWagnerL2(Attack):
             for step in range(self.max_iter):
                 x_adv = (torch.tanh(w0 + modifier) + 1) / 2
                 l2 = (x_adv - x).pow(2).flatten(1).sum(dim=1)
-                margin = self._margin(self.model(x_adv), y)
+                margin = self._margin(model(x_adv), y)
                 loss = (l2 + const * (-margin).clamp_min(-self.confidence)).sum()
                 modifier.grad = torch.autograd.grad(loss, modifier)[0]
                 with torch.no_grad():
@@ -325,8 +397,11 @@ ATTACKS: dict[str, type[Attack]] = {
 def build(name: str, model: nn.Module, dataset: str, **overrides: Any) -> Attack:
     """Make attack ``name`` for ``model`` with the paper's defaults for ``dataset`` plus overrides.
 
-    Raises ValueError naming the field for an unknown attack, dataset or override key, a value
-    of the wrong type or out of range, or a model that is not an nn.Module.
+    The L-inf attacks also take the gradient options ``precision`` and ``loss`` (see the module
+    docstring); one given at its default is left out of ``params``, so it does not change the
+    adversarial sets' cache keys. Raises ValueError naming the field for an unknown attack,
+    dataset or override key, a value of the wrong type or out of range, or a model that is not
+    an nn.Module.
     """
     if name not in ATTACKS:
         raise ValueError(f"name must be one of {', '.join(ATTACKS)}, got {name!r}")
@@ -334,10 +409,15 @@ def build(name: str, model: nn.Module, dataset: str, **overrides: Any) -> Attack
         raise ValueError(f"dataset must be one of {', '.join(SHAPES)}, got {dataset!r}")
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    params = ATTACKS[name].defaults(dataset)
+    cls = ATTACKS[name]
+    params = cls.defaults(dataset)
+    allowed = [*params, *cls.options]
     for key, value in overrides.items():
-        if key not in params:
+        if key not in allowed:
             raise ValueError(f"override {key!r} is not a parameter of {name}: allowed "
-                             f"{', '.join(params)}")
-        params[key] = _validate_param(key, value)
-    return ATTACKS[name](model, dataset, **params)
+                             f"{', '.join(allowed)}")
+        value = _validate_param(key, value)
+        if key in cls.options and value == cls.options[key]:
+            continue  # at its default: same attack, same params, same cache key
+        params[key] = value
+    return cls(model, dataset, **params)

@@ -25,6 +25,7 @@ __all__ = [
     "mu_hat_distribution",
     "accuracy_vs_eps",
     "denoised_examples",
+    "gradient_masking",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -374,3 +375,46 @@ def denoised_examples(ex: dict, classes=None) -> Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
+    """Why sign-gradient attacks stall on a saturated classifier, in two panels.
+
+    Left: the distribution (CDF) of the true-class logit margin per classifier, ``margins``
+    mapping a label to the percentiles 0..100 of :func:`ddsa_core.reports.gradient_masking_run`,
+    with ``thresholds`` (label -> margin) drawn as vertical lines. Right: accuracy per attack
+    (rows of ``accuracy``) for each column of ``accuracy`` (e.g. the paper's and ours per
+    gradient variant); ``accuracy.attrs["title"]`` titles the panel. An empty ``accuracy``
+    leaves the right panel with a 'pending' note.
+    """
+    import numpy as np
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 3.8), gridspec_kw={"width_ratios": [1.0, 1.2]})
+    levels = np.linspace(0, 1, 101)
+    for (label, pct), color in zip(margins.items(), _PALETTE):
+        left.plot(pct, levels, color=color, label=label, linewidth=2)
+    styles = ("--", ":", "-.", (0, (5, 1)))
+    for (label, value), style in zip(thresholds.items(), styles):
+        left.axvline(value, color=_INK, linestyle=style, linewidth=1, label=label)
+    left.set_xscale("symlog", linthresh=10)
+    left.set_xlabel("true-class logit margin $z_y - \\max_{j \\ne y} z_j$")
+    left.set_ylabel("fraction of test images")
+    left.set_title("logit margins")
+    left.set_xlim(left=-20)
+    left.legend(fontsize=8, loc="upper left")
+    if len(accuracy):
+        frame = accuracy.reset_index().melt(id_vars=accuracy.index.name or "index", var_name="column",
+                                            value_name="accuracy")
+        sns.barplot(data=frame, x=accuracy.index.name or "index", y="accuracy", hue="column", ax=right,
+                    palette=[_PALETTE[7], *_PALETTE[:len(accuracy.columns) - 1]])
+        right.legend(fontsize=8, title=None, loc="upper right")
+        right.set_ylim(0, 1)
+        right.set_xlabel("attack")
+    else:
+        right.text(0.5, 0.5, "pending", ha="center", va="center", transform=right.transAxes)
+    right.set_ylabel("accuracy, no defense")
+    right.set_title(accuracy.attrs.get("title", ""))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+

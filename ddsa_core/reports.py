@@ -4,12 +4,13 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import torch
 from torch import nn
 
-from . import attacks, data, defenses, paper, results, threat_models
+from . import attacks, data, defenses, diagnostics, paper, results, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
 from .config import Config
-from .evaluation import accuracy, outputs, predict_proba
+from .evaluation import accuracy, outputs, predict_logits, predict_proba
 from .sparsity import activations, fraction_near_target
 from .runtime import resolve_device
 from .training import classifier
@@ -187,3 +188,128 @@ def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) 
 def sparsity_frame(run: dict) -> pd.DataFrame:
     """Activation sparsity of DDSA and DDA: mean activation and zeros on test images, mu_hat statistics."""
     return pd.DataFrame(run["sparsity"]).T
+
+
+# --- Gradient masking (attacks chapter) ---------------------------------------------------------
+
+#: The L-inf attacks' gradient variants (options of :func:`ddsa_core.attacks.build`).
+GRADIENT_VARIANTS: dict[str, dict[str, str]] = {
+    "float32": {},  # the paper's protocol: cross-entropy differentiated in float32
+    "float64": {"precision": "float64"},
+    "lse_margin": {"loss": "lse_margin"},
+}
+VARIANT_LABELS: dict[str, str] = {
+    "float32": "ours: float32 CE (paper protocol)",
+    "float64": "ours: float64 CE",
+    "lse_margin": "ours: CE direction without rounding (lse margin)",
+}
+LINF_ATTACKS: tuple[str, ...] = ("fgsm", "rfgsm", "mim", "pgd")
+
+
+def gradient_masking_run(cfg: Config, n: int | None = None) -> dict:
+    """Gradient-masking checks on the classifier of ``cfg``, recorded as ``gradient_masking``.
+
+    On the first ``n`` test images (default: the profile's test set): the saturation statistics
+    of :func:`ddsa_core.diagnostics.saturation` and the percentiles 0..100 of the true-class
+    logit margin, with the float thresholds they are read against.
+    """
+    trained = classifier(cfg)
+    x, y = data.load(cfg.dataset, "test", n if n is not None else cfg.test_size)
+    t0 = time.perf_counter()
+    stats = diagnostics.saturation(trained.model, x, y, cfg.eval_batch_size)
+    margin = diagnostics.true_margin(predict_logits(trained.model, x, cfg.eval_batch_size), y).double()
+    out = {
+        "saturation": stats,
+        "margin_percentiles": torch.quantile(margin, torch.linspace(0, 1, 101, dtype=torch.float64)).tolist(),
+        "thresholds": {"cancel": diagnostics.CANCEL_MARGIN, "underflow": diagnostics.UNDERFLOW_MARGIN},
+        "weights_key": trained.key,
+    }
+    wall = {"train_classifier": trained.train_wall_s, "diagnostic": time.perf_counter() - t0}
+    results.record("gradient_masking", cfg, out, wall, resolve_device(cfg.device))
+    return out
+
+
+def gradient_variants_run(cfg: Config, names: tuple[str, ...] = LINF_ATTACKS, n: int | None = None,
+                          variants: tuple[str, ...] = tuple(GRADIENT_VARIANTS)) -> dict:
+    """The undefended classifier of ``cfg`` under the L-inf attacks in each gradient variant.
+
+    Every variant runs on the same first test images (each attack's profile slice, or the first
+    ``n``); "float32" is the paper's protocol and shares its cached sets with
+    :func:`no_defense_run`. Recorded as ``attacks_gradient_variants``.
+    """
+    trained = classifier(cfg)
+    rows = []
+    for variant in variants:
+        for name in names:
+            x, y = data.load(cfg.dataset, "test", attack_slice(cfg, name) if n is None else n)
+            attack = attacks.build(name, trained.model, cfg.dataset, **attack_overrides(cfg, name),
+                                   **GRADIENT_VARIANTS[variant])
+            adv = craft(attack, x, y, trained.key, f"{cfg.dataset}/test/first-{len(y)}", cfg.seed,
+                        cfg.eval_batch_size)
+            delta = (adv.x_adv - x).flatten(1)
+            rows.append({
+                "attack": name, "variant": variant, "images": len(y),
+                "accuracy": accuracy(trained.model, adv.x_adv, y, cfg.eval_batch_size),
+                "unchanged": (delta == 0).all(1).float().mean().item(),
+                "mean_linf": delta.abs().amax(1).mean().item(), "mean_l2": delta.norm(dim=1).mean().item(),
+                "craft_s": adv.craft_s, "params": attack.params,
+            })
+    wall = {"train_classifier": trained.train_wall_s,
+            **{f"craft_{r['attack']}_{r['variant']}": r["craft_s"] for r in rows}}
+    results.record("attacks_gradient_variants", cfg, {"rows": rows, "weights_key": trained.key}, wall,
+                   resolve_device(cfg.device))
+    return {"rows": rows}
+
+
+def gradient_variants_table(run: dict, dataset: str, value: str = "accuracy") -> pd.DataFrame:
+    """Per L-inf attack: the paper's No-defense accuracy, then ours in each gradient variant.
+
+    ``value`` picks the column shown for each variant (``accuracy``, ``unchanged``, ``craft_s``...);
+    the paper's column is shown for accuracy only.
+    """
+    frame = pd.DataFrame(run["rows"]).pivot(index="attack", columns="variant", values=value)
+    frame = frame.loc[[a for a in paper.ATTACKS if a in frame.index],
+                      [v for v in GRADIENT_VARIANTS if v in frame.columns]]
+    frame.columns = [VARIANT_LABELS[v] for v in frame.columns]
+    if value == "accuracy":
+        frame.insert(0, "paper", [paper.GRAY_BOX[dataset]["no_defense"][a] for a in frame.index])
+    frame["images"] = pd.DataFrame(run["rows"]).groupby("attack")["images"].first()
+    frame.columns.name = None
+    return frame
+
+
+def recorded_gradient_masking(dataset: str) -> dict:
+    """The recorded paper-profile gradient-masking checks and gradient-variant attacks of ``dataset``.
+
+    ``{"masking": ..., "variants": ...}`` with each the recorded results or ``None`` if pending.
+    """
+    masking = results.load("paper", dataset, "gradient_masking")
+    variants = results.load("paper", dataset, "attacks_gradient_variants")
+    return {"masking": masking["results"] if masking else None,
+            "variants": variants["results"] if variants else None}
+
+
+SATURATION_LABELS: dict[str, str] = {
+    "images": "test images",
+    "accuracy": "clean accuracy",
+    "median_top2_margin": "median top-2 logit margin",
+    "above_cancel_float32": "margin >= 16.64: p_y - 1 = 0 in float32",
+    "above_cancel_float64": "margin >= 36.74: p_y - 1 = 0 in float64",
+    "above_underflow_float32": "margin >= 103.97: gradient = 0 in float32",
+    "zero_grad_images_float32": "images with zero CE gradient, float32",
+    "zero_grad_images_float64": "images with zero CE gradient, float64",
+    "zero_grad_entries_exact": "zero gradient entries, exact (architecture)",
+    "zero_grad_entries_float32": "zero gradient entries, float32",
+    "zero_grad_entries_float64": "zero gradient entries, float64",
+    "sign_agreement_float32": "signs as the exact gradient's (nonzero entries), float32",
+    "sign_agreement_float64": "signs as the exact gradient's (nonzero entries), float64",
+}
+
+
+def saturation_frame(runs: dict[str, dict | None]) -> pd.DataFrame:
+    """The saturation statistics of several :func:`gradient_masking_run` results, one column each
+    ('pending' where a run is ``None``), rows labelled by :data:`SATURATION_LABELS`."""
+    cols = {label: pd.Series({SATURATION_LABELS[k]: (round(run["saturation"][k], 4) if run else "pending")
+                              for k in SATURATION_LABELS}, dtype=object)
+            for label, run in runs.items()}
+    return pd.DataFrame(cols)

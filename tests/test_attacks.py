@@ -173,7 +173,11 @@ def test_mim_matches_torchattacks_on_nonzero_gradients(mnist_classifier, batch):
 
 @pytest.mark.parametrize("name,overrides", [("fgsm", {}), ("pgd", {}),
                                             ("pgd", {"rand_init": True, "nb_iter": 61}),
-                                            ("mim", {})])
+                                            ("mim", {}),
+                                            ("fgsm", {"precision": "float64"}),
+                                            ("fgsm", {"loss": "lse_margin"}),
+                                            ("pgd", {"loss": "lse_margin", "rand_init": False}),
+                                            ("mim", {"precision": "float64", "loss": "lse_margin"})])
 def test_linear_model_reaches_closed_form_optimum(batch, name, overrides):
     """For logits W x + b (2 classes) the L-inf optimum is clip(x + eps sign(w_wrong - w_true))."""
     x, _ = batch
@@ -215,6 +219,11 @@ def test_linear_model_reaches_closed_form_optimum(batch, name, overrides):
     (("cw", "mnist"), {"confidence": -1}, "confidence"),
     (("cw", "mnist"), {"initial_const": float("inf")}, "initial_const"),
     (("cw", "mnist"), {"abort_early": "yes"}, "abort_early"),
+    (("fgsm", "mnist"), {"precision": "float16"}, "precision"),
+    (("pgd", "mnist"), {"precision": 64}, "precision"),
+    (("mim", "mnist"), {"loss": "mse"}, "loss"),
+    (("rfgsm", "mnist"), {"loss": None}, "loss"),
+    (("cw", "mnist"), {"precision": "float64"}, "precision"),
 ])
 def test_bad_build_arguments_raise(args, overrides, field):
     with pytest.raises(ValueError, match=field):
@@ -420,3 +429,96 @@ def test_cw_agrees_with_art_where_comparable(mnist_classifier, art_classifier, b
     assert (art_margin[art_success] >= KAPPA - 1e-3).all()
     assert _accuracy(mnist_classifier, x_ours, y) <= _accuracy(mnist_classifier, x_art, y)
     assert ours.last_success.float().mean() >= art_success.float().mean()
+
+
+# --- gradient options: float64 and the lse-margin loss against softmax saturation ---------------
+
+LINF = ["fgsm", "rfgsm", "mim", "pgd"]
+
+
+def _saturated(model: nn.Module, factor: float = 30.0) -> nn.Module:
+    """A copy of ``model`` with its last layer scaled by ``factor``: same predictions, margins x factor."""
+    scaled = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        scaled[-1].weight.mul_(factor)
+        scaled[-1].bias.mul_(factor)
+    return scaled
+
+
+def _unchanged(x_adv: torch.Tensor, x: torch.Tensor) -> float:
+    """Fraction of images the attack left exactly as they were."""
+    return (x_adv == x).flatten(1).all(1).float().mean().item()
+
+
+def test_gradient_options_at_default_keep_params_and_cache_key():
+    from ddsa_core import cache
+
+    model = _linear_model()
+    for name in LINF:
+        plain = build(name, model, "mnist").params
+        assert build(name, model, "mnist", precision="float32", loss="ce").params == plain
+        assert "precision" not in plain and "loss" not in plain
+        f64 = build(name, model, "mnist", precision="float64").params
+        lse = build(name, model, "mnist", loss="lse_margin").params
+        assert f64 == {**plain, "precision": "float64"} and lse == {**plain, "loss": "lse_margin"}
+        keys = {cache.content_key(attack=p) for p in (plain, f64, lse)}
+        assert len(keys) == 3
+
+
+@pytest.mark.parametrize("name", LINF)
+def test_float64_leaves_the_model_alone(name):
+    model = _random_classifier().train()
+    x = torch.rand(4, 1, 28, 28)
+    y = torch.randint(0, 10, (4,))
+    overrides = {"nb_iter": 2} if name in ("pgd", "mim") else {}
+    x_adv = build(name, model, "mnist", precision="float64", **overrides)(x, y)
+    assert x_adv.dtype == torch.float32 and not torch.equal(x_adv, x)
+    assert all(p.dtype == torch.float32 and p.grad is None for p in model.parameters())
+    assert all(m.training for m in model.modules())
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+def test_fgsm_on_a_saturated_model_stalls_in_float32_and_moves_in_float64(mnist_classifier, batch):
+    """Scaling the last layer by 30 keeps every prediction but makes the float32 CE gradient
+    exactly zero for most images: FGSM leaves them as they are. float64 moves every image; the
+    lse-margin loss (CE's exact direction) is stronger still."""
+    x, y = batch
+    model = _saturated(mnist_classifier)
+    assert _accuracy(model, x, y) == _accuracy(mnist_classifier, x, y)
+    f32, f64, lse = (build("fgsm", model, "mnist", **opt)(x, y)
+                     for opt in ({}, {"precision": "float64"}, {"loss": "lse_margin"}))
+    assert _unchanged(f32, x) > 0.7
+    assert _unchanged(f64, x) == 0 and _unchanged(lse, x) == 0
+    assert _accuracy(model, f64, y) < _accuracy(model, f32, y) - 0.3
+    assert _accuracy(model, lse, y) < _accuracy(model, f64, y) - 0.1
+    assert _accuracy(model, lse, y) <= _accuracy(mnist_classifier, build("fgsm", mnist_classifier, "mnist")(x, y), y)
+
+
+@pytest.mark.parametrize("name", ["rfgsm", "mim", "pgd"])
+def test_iterative_attacks_on_a_saturated_model_need_the_options(mnist_classifier, batch, name):
+    x, y = batch[0][:40], batch[1][:40]
+    model = _saturated(mnist_classifier)
+    overrides = {"nb_iter": 10, "eps_iter": 0.03} if name == "pgd" else {}
+    acc = {}
+    for label, opt in (("f32", {}), ("f64", {"precision": "float64"}), ("lse", {"loss": "lse_margin"})):
+        torch.manual_seed(0)
+        acc[label] = _accuracy(model, build(name, model, "mnist", **overrides, **opt)(x, y), y)
+    assert acc["f64"] < acc["f32"] - 0.3
+    assert acc["lse"] <= acc["f64"] and acc["lse"] < 0.1
+
+
+@pytest.mark.parametrize("name", LINF)
+def test_options_agree_with_float32_ce_on_an_unsaturated_model(mnist_classifier, batch, name):
+    """Where the softmax is not saturated all three compute the same signs: one step gives the
+    same examples, and full runs (whose paths part where a sign differs) the same accuracy."""
+    x, y = batch[0][:20], batch[1][:20]
+    one_step = {"pgd": {"nb_iter": 1, "rand_init": False}, "mim": {"nb_iter": 1}}.get(name, {})
+    for steps in (one_step, {}):
+        adv = {}
+        for label, opt in (("f32", {}), ("f64", {"precision": "float64"}), ("lse", {"loss": "lse_margin"})):
+            torch.manual_seed(0)
+            adv[label] = build(name, mnist_classifier, "mnist", **steps, **opt)(x, y)
+        for label in ("f64", "lse"):
+            if steps or name in ("fgsm", "rfgsm"):
+                assert torch.isclose(adv[label], adv["f32"], atol=1e-6).float().mean() > 0.99
+            assert abs(_accuracy(mnist_classifier, adv[label], y) - _accuracy(mnist_classifier, adv["f32"], y)) <= 0.1
