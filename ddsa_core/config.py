@@ -45,6 +45,16 @@ class Config:
     ae_val_size: int = 2_000
     sparsity_mu: float = 0.1
     sparsity_beta: float = 1.0
+    # Baselines (Tables 6 and 9). MagNet: Meng & Chen's MNIST settings. Adversarial training: Table 3's
+    # optimiser, half clean and half FGSM examples per batch (Goodfellow et al.'s alpha = 0.5).
+    magnet_epochs: int = 100  # the reformer's
+    magnet_detector_epochs: int = 100
+    magnet_batch_size: int = 256
+    magnet_noise: float = 0.1  # std of the Gaussian noise added to clean training images
+    magnet_fpr: float = 0.001  # fraction of clean validation images each detector may reject
+    magnet_val_size: int = 5_000  # first validation images that set the thresholds
+    adv_epochs: int = 64
+    adv_ratio: float = 0.5  # weight of the FGSM half of the loss
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -95,6 +105,14 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ae_val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "sparsity_mu": (lambda v: _is_num(v) and 0 < v < 10, "a number in (0, 10)"),
     "sparsity_beta": (lambda v: _is_num(v) and 0 <= v <= 1000, "a number in [0, 1000]"),
+    "magnet_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "magnet_detector_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "magnet_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "magnet_noise": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "magnet_fpr": (lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)"),
+    "magnet_val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "adv_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "adv_ratio": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
 }
 
 
@@ -118,10 +136,14 @@ _PAPER = {
 _QUICK = {
     "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3,
                   attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3,
-                  ae_epochs=3, ae_val_size=500, ae_batch_size=32),
+                  ae_epochs=3, ae_val_size=500, ae_batch_size=32,
+                  magnet_epochs=2, magnet_detector_epochs=20, magnet_batch_size=64, magnet_val_size=1_000,
+                  adv_epochs=3),
     "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64,
                     attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2,
-                    ae_epochs=2, ae_val_size=200, ae_batch_size=64),
+                    ae_epochs=2, ae_val_size=200, ae_batch_size=64,
+                    magnet_epochs=2, magnet_detector_epochs=20, magnet_batch_size=64, magnet_val_size=500,
+                    adv_epochs=3),
 }
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "accuracy_vs_eps",
     "denoised_examples",
     "gradient_masking",
+    "gray_box_bars",
+    "threat_model_bars",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -357,6 +359,26 @@ def accuracy_vs_eps(frame) -> Figure:
     grid = sns.relplot(data=frame, x="eps", y="accuracy", hue="attack", col="defense", kind="line", marker="o",
                        height=3.0, aspect=1.1)
     grid.set(ylim=(-0.02, 1.02))
+    grid.set_titles("{col_name}")
+    plt.close(grid.figure)
+    return grid.figure
+
+
+def gray_box_bars(frame) -> Figure:
+    """Gray-box accuracy per attack (bars), one colour per defense: a long table of ``threat_models.gray_box`` rows."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    sns.barplot(data=frame, x="attack", y="accuracy", hue="defense", palette=DEFENSE_COLORS, ax=ax)
+    ax.set(ylim=(0, 1.05), xlabel="attack (crafted against the plain classifier)", ylabel="accuracy")
+    ax.legend(title=None, ncols=len(frame["defense"].unique()), loc="upper center", bbox_to_anchor=(0.5, 1.18), frameon=False)
+    plt.close(fig)
+    return fig
+
+
+def threat_model_bars(frame) -> Figure:
+    """Accuracy per attack and defense, one panel per threat model (a long table with a ``setting`` column)."""
+    grid = sns.catplot(data=frame, x="attack", y="accuracy", hue="defense", col="setting", kind="bar",
+                       palette=DEFENSE_COLORS, height=3.0, aspect=1.4)
+    grid.set(ylim=(0, 1.05))
     grid.set_titles("{col_name}")
     plt.close(grid.figure)
     return grid.figure

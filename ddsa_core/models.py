@@ -130,3 +130,53 @@ def build_denoiser(dataset: str) -> Denoiser:
     if dataset not in DENOISERS:
         raise ValueError(f"dataset must be one of {tuple(DENOISERS)}; got {dataset!r}")
     return keras_init_(DENOISERS[dataset]())
+
+
+def magnet_reformer(dataset: str) -> nn.Sequential:
+    """MagNet's reformer for the paper: Table 5's encoder with a mirrored decoder ('same' padding).
+
+    MNIST 28×28 → 14 → 7 → 4 (×256) → FC 128 (tanh) → FC 4096 → 4 → 7 → 14 → 28 (sigmoid); CIFAR-10
+    32 → 16 → 8 → 4 and back. ``output_padding`` makes each transposed conv undo its conv exactly.
+    """
+    if dataset not in INPUT_SHAPES:
+        raise ValueError(f"dataset must be one of {tuple(INPUT_SHAPES)}; got {dataset!r}")
+    c, h, _ = INPUT_SHAPES[dataset]
+    sizes = [h]
+    for _ in range(3):
+        sizes.append((sizes[-1] + 1) // 2)  # a 5×5 stride-2 'same' conv: 28, 14, 7, 4 or 32, 16, 8, 4
+    pad = [sizes[i] - 2 * sizes[i + 1] + 1 for i in range(3)]  # output_padding of each ConvT, 0 or 1
+    lrelu = lambda: nn.LeakyReLU(0.2)
+    encoder = [nn.Conv2d(c, 64, 5, 2, 2), lrelu(), nn.Conv2d(64, 128, 5, 2, 2), lrelu(),
+               nn.Conv2d(128, 256, 5, 2, 2), lrelu(), nn.Flatten(), nn.Linear(256 * sizes[3] ** 2, 128), nn.Tanh()]
+    decoder = [nn.Linear(128, 256 * sizes[3] ** 2), lrelu(), nn.Unflatten(1, (256, sizes[3], sizes[3])),
+               nn.ConvTranspose2d(256, 128, 5, 2, 2, output_padding=pad[2]), lrelu(),
+               nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=pad[1]), lrelu(),
+               nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=pad[0]), nn.Sigmoid()]
+    return keras_init_(nn.Sequential(*encoder, *decoder))
+
+
+def magnet_detector(dataset: str, structure: tuple = (3, "average", 3)) -> nn.Sequential:
+    """A MagNet detector autoencoder as in Meng & Chen's MNIST code: 3×3 'same' convs with sigmoid.
+
+    ``structure`` lists the encoder (ints are conv widths, "average" a 2×2 average pool); the
+    decoder mirrors it (pools become 2× upsampling) and ends in a sigmoid conv back to the image.
+    Their detector I is ``(3, "average", 3)`` (L2 error), detector II ``(3,)`` (L1 error).
+    """
+    if dataset not in INPUT_SHAPES:
+        raise ValueError(f"dataset must be one of {tuple(INPUT_SHAPES)}; got {dataset!r}")
+    c = INPUT_SHAPES[dataset][0]
+    layers, width = [], c
+    for part in structure:
+        if part == "average":
+            layers.append(nn.AvgPool2d(2))
+        else:
+            layers += [nn.Conv2d(width, part, 3, padding=1), nn.Sigmoid()]
+            width = part
+    for part in reversed(structure):
+        if part == "average":
+            layers.append(nn.Upsample(scale_factor=2))
+        else:
+            layers += [nn.Conv2d(width, part, 3, padding=1), nn.Sigmoid()]
+            width = part
+    layers += [nn.Conv2d(width, c, 3, padding=1), nn.Sigmoid()]
+    return keras_init_(nn.Sequential(*layers))

@@ -12,12 +12,28 @@ def test_gray_box_crafts_on_the_classifier_and_evaluates_through_the_defense(tmp
     cfg = make_config("quick", "mnist", device="cpu", train_size=256, test_size=64, attack_size=64, clf_epochs=1)
     clf = classifier(cfg)
     blur = nn.AvgPool2d(3, stride=1, padding=1)  # a stand-in defense with no parameters of its own
-    rows = threat_models.gray_box(cfg, clf, {"No defense": nn.Identity(), "blur": blur}, ("fgsm",))
+    systems = {"No defense": clf.model, "blur": nn.Sequential(blur, clf.model)}
+    rows = threat_models.gray_box(cfg, clf, systems, ("fgsm",))
     x, y = data.load("mnist", "test", 64)
     x_adv = attacks.build("fgsm", clf.model, "mnist", eps=cfg.eps)(x, y)  # FGSM is deterministic
     by = {r["defense"]: r for r in rows}
     assert by["No defense"]["accuracy"] == accuracy(clf.model, x_adv, y)
     assert by["blur"]["accuracy"] == accuracy(nn.Sequential(blur, clf.model), x_adv, y)
     assert by["blur"]["clean_accuracy"] == accuracy(nn.Sequential(blur, clf.model), x, y)
-    swept = threat_models.gray_box(cfg, clf, {"No defense": nn.Identity()}, ("fgsm",), eps=0.0)
+    swept = threat_models.gray_box(cfg, clf, {"No defense": clf.model}, ("fgsm",), eps=0.0)
     assert swept[0]["eps"] == 0.0 and swept[0]["accuracy"] == swept[0]["clean_accuracy"]
+
+
+def test_white_box_crafts_against_the_whole_defended_system(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=256, test_size=64, attack_size=64, clf_epochs=1)
+    clf = classifier(cfg)
+    blurred = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), clf.model)  # a stand-in defended system
+    systems = {"No defense": (clf.model, clf.key), "blur": (blurred, f"blur+{clf.key}")}
+    rows = {r["defense"]: r for r in threat_models.white_box(cfg, systems, ("fgsm",))}
+    x, y = data.load("mnist", "test", 64)
+    through = attacks.build("fgsm", blurred, "mnist", eps=cfg.eps)(x, y)  # gradients through blur and classifier
+    assert rows["blur"]["accuracy"] == accuracy(blurred, through, y)
+    gray = {r["defense"]: r for r in threat_models.gray_box(cfg, clf, {"No defense": clf.model, "blur": blurred}, ("fgsm",))}
+    assert rows["No defense"]["accuracy"] == gray["No defense"]["accuracy"]  # same attack on the same model
+    assert rows["blur"]["accuracy"] != gray["blur"]["accuracy"]  # white-box examples differ from transferred ones
