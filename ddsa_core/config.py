@@ -54,6 +54,12 @@ class Config:
     magnet_fpr: float = 0.001  # fraction of clean validation images each detector may reject
     magnet_val_size: int = 5_000  # first validation images that set the thresholds
     adv_epochs: int = 64
+    # Black-box (Papernot et al. 2017, as in CleverHans' tutorial): substitute trained from the first
+    # test images, labelled by the defended target, grown by Jacobian-based augmentation.
+    bb_holdout: int = 150  # first test images the substitute starts from; attacks run on the rest
+    bb_rounds: int = 6
+    bb_epochs: int = 10  # per round
+    bb_lambda: float = 0.1
     adv_ratio: float = 0.5  # weight of the FGSM half of the loss
 
     def __post_init__(self) -> None:
@@ -112,6 +118,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "magnet_fpr": (lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)"),
     "magnet_val_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "adv_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "bb_holdout": (lambda v: _is_int(v) and 1 <= v < 10_000, "an integer in [1, 9999]"),
+    "bb_rounds": (lambda v: _is_int(v) and 1 <= v <= 10, "an integer in [1, 10]"),
+    "bb_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "bb_lambda": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
     "adv_ratio": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
 }
 

@@ -180,3 +180,12 @@ def magnet_detector(dataset: str, structure: tuple = (3, "average", 3)) -> nn.Se
             width = part
     layers += [nn.Conv2d(width, c, 3, padding=1), nn.Sigmoid()]
     return keras_init_(nn.Sequential(*layers))
+
+
+def substitute_mlp(dataset: str) -> nn.Sequential:
+    """The black-box attacker's substitute: the MLP 200-200-10 of CleverHans' Papernot et al. tutorial."""
+    if dataset not in INPUT_SHAPES:
+        raise ValueError(f"dataset must be one of {tuple(INPUT_SHAPES)}; got {dataset!r}")
+    c, h, w = INPUT_SHAPES[dataset]
+    return keras_init_(nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(),
+                                     nn.Linear(200, 10)))

@@ -37,3 +37,31 @@ def test_white_box_crafts_against_the_whole_defended_system(tmp_path, monkeypatc
     gray = {r["defense"]: r for r in threat_models.gray_box(cfg, clf, {"No defense": clf.model, "blur": blurred}, ("fgsm",))}
     assert rows["No defense"]["accuracy"] == gray["No defense"]["accuracy"]  # same attack on the same model
     assert rows["blur"]["accuracy"] != gray["blur"]["accuracy"]  # white-box examples differ from transferred ones
+
+
+def test_jacobian_augmentation_steps_along_the_sign_of_the_label_logit_gradient():
+    torch.manual_seed(0)
+    sub = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    x, labels = torch.rand(4, 1, 28, 28) * 0.5 + 0.25, torch.tensor([0, 1, 2, 3])
+    up = threat_models.jacobian_augmentation(sub, x, labels, 0.1)
+    down = threat_models.jacobian_augmentation(sub, x, labels, -0.1)
+    logit = lambda t: sub(t).gather(1, labels.view(-1, 1)).squeeze(1)
+    assert (logit(up) > logit(x)).all() and (logit(down) < logit(x)).all()
+    assert torch.allclose((up - x).abs(), torch.full_like(x, 0.1), atol=1e-6)  # a full sign step (no clipping here)
+    assert threat_models.jacobian_augmentation(sub, torch.ones(1, 1, 28, 28), labels[:1], 0.5).max() <= 1.0
+
+
+def test_black_box_trains_a_substitute_from_the_holdout_and_attacks_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=1000, test_size=300, attack_size=100, clf_epochs=1,
+                      bb_rounds=3, bb_epochs=5)
+    clf = classifier(cfg)
+    rows = threat_models.black_box(cfg, {"No defense": (clf.model, clf.key)}, ("fgsm",))
+    (row,) = rows
+    assert row["images"] == 100 and row["substitute_points"] == 150 * 4  # two augmentations double it twice
+    assert row["substitute_agreement"] > 0.5  # far above chance (0.1) after three rounds
+    sub = threat_models.substitute(cfg, clf.model, clf.key)
+    assert sub.cached and [h["training_points"] for h in sub.history] == [150, 300, 600]
+    x, y = data.load("mnist", "test", 250)
+    x_adv = attacks.build("fgsm", sub.model, "mnist", eps=cfg.eps)(x[150:], y[150:])  # crafted on the substitute
+    assert row["accuracy"] == accuracy(clf.model, x_adv, y[150:])  # ... and evaluated on the target
