@@ -1,4 +1,6 @@
+import multiprocessing
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,3 +65,36 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError):
         cache.atomic_write(target, write)
     assert list(tmp_path.iterdir()) == []
+
+
+def _write_many(path: str, writer: int, rounds: int, start) -> None:
+    """One of two processes saving the same artifact (same tensors, its own metadata) ``rounds`` times."""
+    start.wait()
+    tensors = {"w": torch.arange(1_000_000, dtype=torch.float32)}
+    for i in range(rounds):
+        cache.save(Path(path), tensors, {"writer": writer, "round": i})
+
+
+def test_two_writers_at_once_leave_a_valid_file(tmp_path):
+    """Two processes saving the same key at once; a reader meanwhile never sees a half-written file."""
+    ctx = multiprocessing.get_context("spawn")
+    path, rounds = tmp_path / "kind" / "key.safetensors", 15
+    start = ctx.Barrier(3)
+    writers = [ctx.Process(target=_write_many, args=(str(path), w, rounds, start)) for w in (0, 1)]
+    for p in writers:
+        p.start()
+    start.wait()
+    seen = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # cache.load warns (and deletes the file) when it finds a corrupt one
+        while any(p.is_alive() for p in writers):
+            hit = cache.load(path)
+            seen += hit is not None
+    for p in writers:
+        p.join(60)
+        assert p.exitcode == 0
+    tensors, meta = cache.load(path)  # load() checks the SHA-256 of the tensors against the header
+    assert torch.equal(tensors["w"], torch.arange(1_000_000, dtype=torch.float32))
+    assert meta["writer"] in (0, 1) and meta["round"] == rounds - 1
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+    assert seen > 0  # the reader did race the writers
