@@ -61,6 +61,11 @@ class Config:
     bb_epochs: int = 10  # per round
     bb_lambda: float = 0.1
     adv_ratio: float = 0.5  # weight of the FGSM half of the loss
+    # Adaptive evaluation (beyond the paper; Carlini et al. 2019, Croce & Hein 2020 reference settings)
+    adaptive_size: int = 1_000  # first test images the adaptive battery attacks
+    adaptive_steps: int = 100  # PGD, APGD-CE, APGD-T, FAB-T and BPDA iterations
+    adaptive_restarts: int = 10  # random restarts of PGD and BPDA
+    square_queries: int = 5_000
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -123,6 +128,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bb_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "bb_lambda": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
     "adv_ratio": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "adaptive_size": (lambda v: _is_int(v) and 1 <= v <= 10_000, "an integer in [1, 10000]"),
+    "adaptive_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "adaptive_restarts": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "square_queries": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
 }
 
 
@@ -148,12 +157,12 @@ _QUICK = {
                   attack_size=500, cw_size=100, cw_max_iter=100, cw_binary_steps=3,
                   ae_epochs=3, ae_val_size=500, ae_batch_size=32,
                   magnet_epochs=2, magnet_detector_epochs=20, magnet_batch_size=64, magnet_val_size=1_000,
-                  adv_epochs=3),
+                  adv_epochs=3, adaptive_size=100, adaptive_restarts=2),
     "cifar10": dict(train_size=5_000, test_size=500, clf_epochs=3, clf_batch_size=64,
                     attack_size=100, cw_size=20, cw_max_iter=50, cw_binary_steps=2,
                     ae_epochs=2, ae_val_size=200, ae_batch_size=64,
                     magnet_epochs=2, magnet_detector_epochs=20, magnet_batch_size=64, magnet_val_size=500,
-                    adv_epochs=3),
+                    adv_epochs=3, adaptive_size=50, adaptive_restarts=2),
 }
 
 

@@ -28,6 +28,9 @@ __all__ = [
     "gradient_masking",
     "gray_box_bars",
     "threat_model_bars",
+    "robust_accuracy_heatmap",
+    "adaptive_curves",
+    "ablation_bars",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -440,3 +443,41 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     plt.close(fig)
     return fig
 
+
+
+def robust_accuracy_heatmap(table) -> Figure:
+    """The adaptive battery: robust accuracy per attack (rows) and defense (columns), worst case last."""
+    fig, ax = plt.subplots(figsize=(1.3 + 1.25 * table.shape[1], 0.9 + 0.38 * table.shape[0]))
+    sns.heatmap(table, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="rocket", cbar_kws={"label": "robust accuracy"}, ax=ax)
+    ax.set(xlabel=None, ylabel=None)
+    ax.axhline(len(table) - 1, color="white", lw=2)  # the per-example worst case below the line
+    plt.close(fig)
+    return fig
+
+
+def adaptive_curves(eps, steps) -> Figure:
+    """Robust accuracy of each defense against eps (left) and PGD iterations (right), one restart."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3), sharey=True)
+    sns.lineplot(data=eps, x="eps", y="accuracy", hue="defense", palette=DEFENSE_COLORS, marker="o", ax=axes[0])
+    sns.lineplot(data=steps, x="steps", y="accuracy", hue="defense", palette=DEFENSE_COLORS, marker="o", ax=axes[1],
+                 legend=False)
+    axes[0].axhline(0.1, color="grey", ls=":", lw=1)
+    axes[0].set(ylim=(-0.02, 1.02), xlabel="eps (L-inf)", ylabel="robust accuracy")
+    axes[1].set(xscale="log", xlabel="iterations")
+    axes[0].legend(title=None, frameon=False)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def ablation_bars(frame) -> Figure:
+    """Sparsity ablation: gray-box and adaptive white-box PGD accuracy per denoiser."""
+    long = frame.melt(id_vars="denoiser", value_vars=["gray_fgsm", "gray_pgd", "white_pgd"], var_name="setting",
+                      value_name="accuracy")
+    fig, ax = plt.subplots(figsize=(8.0, 3.2))
+    sns.barplot(data=long, x="denoiser", y="accuracy", hue="setting", ax=ax)
+    ax.set(ylim=(0, 1.05), xlabel=None)
+    ax.tick_params(axis="x", labelrotation=20)
+    ax.legend(title=None, ncols=3, loc="upper center", bbox_to_anchor=(0.5, 1.18), frameon=False)
+    plt.close(fig)
+    return fig
