@@ -31,6 +31,7 @@ __all__ = [
     "robust_accuracy_heatmap",
     "adaptive_curves",
     "ablation_bars",
+    "pgd_iterations",
 ]
 
 #: The defenses compared in the paper's tables, in the order the tables list them.
@@ -479,5 +480,16 @@ def ablation_bars(frame) -> Figure:
     ax.set(ylim=(0, 1.05), xlabel=None)
     ax.tick_params(axis="x", labelrotation=20)
     ax.legend(title=None, ncols=3, loc="upper center", bbox_to_anchor=(0.5, 1.18), frameon=False)
+    plt.close(fig)
+    return fig
+
+
+def pgd_iterations(frame) -> Figure:
+    """Figure 6: gray-box accuracy against the number of PGD iterations, one line per defense."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.lineplot(data=frame, x="nb_iter", y="accuracy", hue="defense", palette=DEFENSE_COLORS, marker="o", ax=ax)
+    ax.set(xscale="log", ylim=(-0.02, 1.02), xlabel="PGD iterations (step 0.01)", ylabel="gray-box accuracy")
+    ax.legend(title=None, frameon=False)
+    fig.tight_layout()
     plt.close(fig)
     return fig

@@ -407,6 +407,24 @@ def threat_model_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dic
     return out
 
 
+PGD_ITERATIONS = (10, 20, 50, 100, 200, 500, 1000)  # Figure 6's range
+
+
+def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS) -> pd.DataFrame:
+    """Figure 6: gray-box accuracy of DDSA and DDA (and no defense) under PGD with more and more iterations.
+
+    PGD keeps the paper's step of 0.01 and eps; it runs on the first ``adaptive_size`` test images
+    (the paper does not say how many it used). Rows as :func:`threat_models.gray_box`, plus ``nb_iter``.
+    """
+    clf = classifier(cfg)
+    systems = {"No defense": clf.model,
+               **{label: defenses.Defended(defenses.denoiser(cfg, name).model, clf.model)
+                  for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}}
+    sliced = cfg.replace(attack_size=cfg.adaptive_size)
+    rows = [r for k in iterations for r in threat_models.gray_box(sliced, clf, systems, ("pgd",), nb_iter=k)]
+    return pd.DataFrame(rows)
+
+
 def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
     """A results table: for each defense, the paper's accuracy, ours and the difference, per attack."""
     frame = pd.DataFrame(rows)
