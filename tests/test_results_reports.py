@@ -29,3 +29,14 @@ def test_no_defense_table_puts_ours_beside_the_paper():
 def test_recorded_no_defense_says_pending_when_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert reports.recorded_no_defense_table("cifar10").startswith("pending")
+
+
+def test_pgd_iterations_run_attacks_with_each_iteration_count_on_the_adaptive_slice(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=64, test_size=32, clf_epochs=1, ae_epochs=1,
+                      ae_val_size=16, adaptive_size=12)
+    frame = reports.pgd_iterations_run(cfg, iterations=(1, 3))
+    assert sorted(frame.nb_iter.unique()) == [1, 3] and set(frame.images) == {12}
+    assert set(frame.defense) == {"No defense", "DDSA", "DDA"}
+    none = frame[frame.defense == "No defense"].set_index("nb_iter").accuracy
+    assert none[3] <= none[1]  # eps 0.3: three steps of 0.01 from the same random start do no worse than one
