@@ -414,14 +414,17 @@ def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS
     """Figure 6: gray-box accuracy of DDSA and DDA (and no defense) under PGD with more and more iterations.
 
     PGD keeps the paper's step of 0.01 and eps; it runs on the first ``adaptive_size`` test images
-    (the paper does not say how many it used). Rows as :func:`threat_models.gray_box`, plus ``nb_iter``.
+    (the paper does not say how many it used). Rows as :func:`threat_models.gray_box`, plus ``nb_iter``;
+    recorded as ``pgd_iterations``.
     """
+    t0 = time.perf_counter()
     clf = classifier(cfg)
     systems = {"No defense": clf.model,
                **{label: defenses.Defended(defenses.denoiser(cfg, name).model, clf.model)
                   for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}}
     sliced = cfg.replace(attack_size=cfg.adaptive_size)
     rows = [r for k in iterations for r in threat_models.gray_box(sliced, clf, systems, ("pgd",), nb_iter=k)]
+    results.record("pgd_iterations", cfg, {"rows": rows}, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return pd.DataFrame(rows)
 
 

@@ -34,7 +34,12 @@ def cache_root() -> Path:
 
 
 def git_commit() -> str:
-    """The repository's HEAD commit, with ``+dirty`` when the work tree has changes."""
+    """The repository's HEAD commit, with ``+dirty`` when the work tree has changes.
+
+    ``$DDSA_COMMIT`` overrides it, for a copy of the work tree without ``.git`` (a GPU machine).
+    """
+    if os.environ.get("DDSA_COMMIT"):
+        return os.environ["DDSA_COMMIT"]
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
         commit = run("rev-parse", "HEAD")

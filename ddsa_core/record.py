@@ -1,0 +1,92 @@
+"""Record a profile's results without Jupyter: ``python -m ddsa_core.record --profile paper --dataset mnist``.
+
+Runs, in dependency order, every stage that writes ``results/<profile>/<dataset>/<stage>.json`` (the
+same calls the chapters make), each timed, so a machine without papermill (a GPU box) can produce the
+recorded runs the book shows. A stage already recorded with the same config and commit is skipped,
+so an interrupted run resumes; ``--budget-s`` stops starting new stages after that many seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from . import adaptive_reports, reports, results
+from .config import Config, make_config
+from .runtime import git_commit
+
+STAGES: dict[str, Callable[[Config], object]] = {
+    "classifier": reports.classifier_run,
+    "attacks_no_defense": reports.no_defense_run,
+    "gradient_masking": reports.gradient_masking_run,
+    "attacks_gradient_variants": reports.gradient_variants_run,
+    "gray_box": reports.ddsa_run,
+    "baselines": reports.baselines_run,
+    "threat_models": reports.threat_model_run,
+    "pgd_iterations": reports.pgd_iterations_run,
+    "adaptive": adaptive_reports.adaptive_run,
+    "sparsity_ablation": adaptive_reports.ablation_run,
+}
+
+
+def is_recorded(cfg: Config, stage: str) -> bool:
+    """True when ``stage`` is recorded for exactly this config by this commit."""
+    doc = results.load(cfg.profile, cfg.dataset, stage)
+    return bool(doc) and doc["config"] == cfg.to_dict() and doc["provenance"]["commit"] == git_commit()
+
+
+def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False) -> list[dict]:
+    """Run ``stages`` in order; a failing stage is reported and the next one still runs."""
+    rows, t0 = [], time.perf_counter()
+    for stage in stages:
+        if not force and is_recorded(cfg, stage):
+            rows.append({"stage": stage, "status": "recorded before", "wall_s": 0.0})
+        elif time.perf_counter() - t0 > budget_s:
+            rows.append({"stage": stage, "status": "not started (budget)", "wall_s": 0.0})
+        else:
+            start = time.perf_counter()
+            try:
+                STAGES[stage](cfg)
+                status = "recorded"
+            except Exception:  # report and go on: later stages may not need this one
+                traceback.print_exc()
+                status = "failed"
+            rows.append({"stage": stage, "status": status, "wall_s": time.perf_counter() - start})
+        print(f"[record] {rows[-1]['stage']}: {rows[-1]['status']} ({rows[-1]['wall_s']:.0f} s)", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper", help="quick or paper")
+    parser.add_argument("--dataset", default="mnist", help="mnist or cifar10")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--stages", nargs="*", default=list(STAGES), help=f"some of {list(STAGES)}")
+    parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no stage after this many seconds")
+    parser.add_argument("--force", action="store_true", help="rerun stages recorded before")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic cuDNN kernels, so a rerun on the same GPU retrains the same weights")
+    args = parser.parse_args(argv)
+    try:
+        cfg = make_config(args.profile, args.dataset, seed=args.seed, device=args.device)
+        unknown = sorted(set(args.stages) - set(STAGES))
+        if unknown:
+            raise ValueError(f"--stages {unknown} unknown; allowed: {list(STAGES)}")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.deterministic:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    rows = run(cfg, args.stages, args.budget_s, args.force)
+    print("[record] " + ", ".join(f"{r['stage']} {r['status']} {r['wall_s']:.0f}s" for r in rows), flush=True)
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
