@@ -193,7 +193,8 @@ class TorchAttacksRun(_Adaptive):
         self.attack.set_device(x.device)
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             x_adv = self.attack(x, y)
-        self.last_success = (self.model(x_adv).argmax(1) != y).cpu()
+        with torch.no_grad():
+            self.last_success = (self.model(x_adv).argmax(1) != y).cpu()
         return x_adv
 
 

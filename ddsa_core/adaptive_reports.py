@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import time
+from typing import Callable, TypeVar
 
 import pandas as pd
 
-from . import adaptive, defenses, paper, results, sanity, threat_models
+from . import adaptive, data, defenses, paper, results, sanity, threat_models
 from .config import Config
 from .defenses import Defended
-from .reports import defended_systems
+from .reports import DEFENSE_KEYS, defended_systems
 from .runtime import resolve_device
 from .sparsity import activations
 from .training import classifier
+
+T = TypeVar("T")
 
 # label -> (denoiser, config changes). beta 1 and mu 0.1 are the book's DDSA (chapter 4).
 ABLATION: dict[str, tuple[str, dict]] = {
@@ -33,18 +36,25 @@ def _frame_for_json(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _timed(wall: dict[str, float], name: str, fn: Callable[[], T]) -> T:
+    """``fn()``, with its wall time stored in ``wall[name]``."""
+    start = time.perf_counter()
+    out = fn()
+    wall[name] = time.perf_counter() - start
+    return out
+
+
 def adaptive_run(cfg: Config) -> dict:
     """The battery on every defense, the sanity-check curves and table; recorded as ``adaptive``."""
     t0 = time.perf_counter()
     systems = defended_systems(cfg)
-    wall = {}
-    stage = lambda name, fn: (wall.__setitem__(name, -time.perf_counter()), fn(), wall.__setitem__(name, wall[name] + time.perf_counter()))[1]
-    battery = stage("battery", lambda: adaptive.battery(cfg, systems))
-    eps = stage("eps_curve", lambda: sanity.curve(cfg, systems, "eps", sanity.EPS_GRID))
-    steps = stage("steps_curve", lambda: sanity.curve(cfg, systems, "steps", sanity.STEPS_GRID))
-    restarts = stage("restarts", lambda: sanity.curve(cfg, systems, "restarts", (cfg.adaptive_restarts, 2 * cfg.adaptive_restarts)))
-    unbounded = stage("unbounded", lambda: sanity.curve(cfg, systems, "eps", (1.0,), steps=cfg.adaptive_steps))
-    weaker = stage("gray_black_pgd", lambda: weaker_threat_models(cfg, systems))
+    wall: dict[str, float] = {}
+    battery = _timed(wall, "battery", lambda: adaptive.battery(cfg, systems))
+    eps = _timed(wall, "eps_curve", lambda: sanity.curve(cfg, systems, "eps", sanity.EPS_GRID))
+    steps = _timed(wall, "steps_curve", lambda: sanity.curve(cfg, systems, "steps", sanity.STEPS_GRID))
+    restarts = _timed(wall, "restarts", lambda: sanity.curve(cfg, systems, "restarts", (cfg.adaptive_restarts, 2 * cfg.adaptive_restarts)))
+    unbounded = _timed(wall, "unbounded", lambda: sanity.curve(cfg, systems, "eps", (1.0,)))
+    weaker = _timed(wall, "gray_black_pgd", lambda: weaker_threat_models(cfg, systems))
     table = sanity.checks(battery, eps, steps, restarts, unbounded, weaker)
     out = {"battery": _frame_for_json(battery), "eps_curve": _frame_for_json(eps), "steps_curve": _frame_for_json(steps),
            "restarts": _frame_for_json(restarts), "unbounded": _frame_for_json(unbounded),
@@ -75,7 +85,7 @@ def ablation_run(cfg: Config) -> dict:
         systems[label] = (Defended(den.model, clf.model), f"{den.key}/{clf.key}")
     gray = pd.DataFrame(threat_models.gray_box(cfg, clf, {k: s for k, (s, _) in systems.items()}, ("fgsm", "pgd")))
     white = adaptive.battery(cfg, systems, ("pgd",), restarts=1)
-    x = _clean_test(cfg)
+    x = data.load(cfg.dataset, "test", cfg.adaptive_size)[0]
     for label, (system, _) in systems.items():
         g = gray[gray.defense == label].set_index("attack")
         act = activations(system.defense, x)
@@ -88,21 +98,28 @@ def ablation_run(cfg: Config) -> dict:
     return out
 
 
-def _clean_test(cfg: Config):
-    from . import data
-    return data.load(cfg.dataset, "test", cfg.adaptive_size)[0]
-
-
 def recorded(dataset: str, name: str) -> dict | None:
     """A recorded paper-profile result of this chapter (``adaptive`` or ``sparsity_ablation``), if any."""
     rec = results.load("paper", dataset, name)
     return rec["results"] if rec else None
 
 
+def recorded_frames(dataset: str) -> dict[str, pd.DataFrame] | None:
+    """The recorded paper-profile adaptive run as the frames the chapter draws (battery, curves, checks,
+    weaker threat models, ablation), or ``None`` before that run exists."""
+    run, ablation = recorded(dataset, "adaptive"), recorded(dataset, "sparsity_ablation")
+    if run is None:
+        return None
+    frames = {name: pd.DataFrame(run[key]) for name, key in
+              (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"), ("weaker", "weaker"))}
+    frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
+    return frames
+
+
 def paper_white_box_pgd(dataset: str) -> dict[str, float]:
     """The paper's white-box PGD accuracy per defense label (Table 9), where it reports one."""
     table = paper.WHITE_BOX.get(dataset, {})
-    labels = {"no_defense": "No defense", "ddsa": "DDSA", "magnet": "MagNet", "adv_training": "Adv. training", "dda": "DDA"}
+    labels = {key: label for label, key in DEFENSE_KEYS.items()}
     return {labels[k]: v["pgd"] for k, v in table.items() if "pgd" in v}
 
 
@@ -114,7 +131,8 @@ def verdict(battery: pd.DataFrame, weaker: pd.DataFrame, dataset: str) -> dict[s
     breaker = {}
     for label in worst.index:  # the attack with the lowest accuracy on this defense
         rows = battery[(battery.defense == label) & ~battery.attack.isin(["worst case", "autoattack"])]
-        breaker[label] = rows.sort_values("accuracy").attack.iloc[0]
+        best = rows[rows.accuracy == rows.accuracy.min()].attack.tolist()  # every attack tied at the lowest
+        breaker[label] = " and ".join(best) if len(best) <= 3 else f"{', '.join(best[:3])} and {len(best) - 3} more"
     out = {"images": str(int(battery.images.iloc[0]))}
     for label, key in (("DDSA", "ddsa"), ("DDA", "dda"), ("MagNet", "magnet"), ("Adv. training", "adv"), ("No defense", "none")):
         if label in worst.index:

@@ -428,6 +428,12 @@ def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS
     return pd.DataFrame(rows)
 
 
+def recorded_pgd_iterations(dataset: str) -> pd.DataFrame | None:
+    """The recorded paper-profile Figure 6 rows, or ``None`` before that run exists."""
+    doc = results.load("paper", dataset, "pgd_iterations")
+    return pd.DataFrame(doc["results"]["rows"]) if doc else None
+
+
 def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
     """A results table: for each defense, the paper's accuracy, ours and the difference, per attack."""
     frame = pd.DataFrame(rows)

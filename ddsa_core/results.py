@@ -48,3 +48,18 @@ def load(profile: str, dataset: str, name: str) -> dict | None:
     """A recorded result, or ``None`` if that run has not been recorded yet."""
     path = result_path(profile, dataset, name)
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def wall_total(doc: dict) -> float:
+    """Seconds a recorded run took: its ``this_run`` time, else the sum of its parts except the
+    classifier's training, which the ``classifier`` record counts."""
+    wall = doc["wall_s"]
+    if "this_run" in wall:
+        return wall["this_run"]
+    return sum(v for k, v in wall.items() if isinstance(v, (int, float)) and k != "train_classifier")
+
+
+def describe(doc: dict) -> str:
+    """One line of a recorded result's provenance: device, commit, date and wall time."""
+    prov = doc["provenance"]
+    return f"{prov['device']}, commit {prov['commit'][:7]}, {prov['date'][:10]}, {wall_total(doc) / 60:.1f} min"

@@ -81,5 +81,5 @@ def checks(battery: pd.DataFrame, eps: pd.DataFrame, steps: pd.DataFrame, restar
         add("white-box no weaker than gray- and black-box", label, not bad,
             f"white-box worst case {worst:.2f}; " + ", ".join(f"{t.threat_model} PGD {t.accuracy:.2f}" for t in others.itertuples()))
         u = unbounded[unbounded.defense == label].accuracy.iloc[0]
-        add("an unbounded attack reaches 100% success", label, u <= 0.0, f"accuracy {u:.2f} at eps 1")
+        add("an unbounded attack reaches 100% success", label, u <= 0.0, f"accuracy {u:.3f} at eps 1")
     return pd.DataFrame(rows)

@@ -1,0 +1,65 @@
+"""The papermill-free recorder (``python -m ddsa_core.record``) and the recorded paper-profile MNIST run."""
+import pandas as pd
+import pytest
+
+from ddsa_core import adaptive_reports, record, results
+from ddsa_core.config import make_config
+
+
+def test_bad_stage_names_fail_before_any_compute(capsys):
+    assert record.main(["--stages", "classifier", "tabel7"]) == 2
+    assert "['tabel7'] unknown; allowed:" in capsys.readouterr().err
+
+
+def test_a_failing_stage_is_reported_and_later_stages_still_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    ran = []
+
+    def broken(cfg):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(record, "STAGES", {"a": broken, "b": lambda cfg: ran.append("b")})
+    rows = record.run(make_config("quick", "mnist"), ["a", "b"])
+    assert [r["status"] for r in rows] == ["failed", "recorded"] and ran == ["b"]
+
+
+def test_recorded_stages_are_skipped_and_the_budget_stops_new_ones(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    cfg = make_config("quick", "mnist")
+    stage = lambda cfg: results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
+    monkeypatch.setattr(record, "STAGES", {"a": stage, "b": stage})
+    assert [r["status"] for r in record.run(cfg, ["a"])] == ["recorded"]
+    assert [r["status"] for r in record.run(cfg, ["a", "b"], budget_s=-1)] == ["recorded before", "not started (budget)"]
+    assert record.run(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
+
+
+@pytest.fixture(scope="module")
+def recorded_adaptive():
+    frames = adaptive_reports.recorded_frames("mnist")
+    if frames is None:
+        pytest.skip("no recorded paper-profile adaptive run")
+    return frames
+
+
+def test_recorded_worst_case_is_never_above_any_attack(recorded_adaptive):
+    battery = recorded_adaptive["battery"]
+    worst = battery[battery.attack == "worst case"].set_index("defense").accuracy
+    others = battery[battery.attack != "worst case"]
+    assert (others.apply(lambda r: worst[r.defense] <= r.accuracy + 1e-9, axis=1)).all()
+    broken = {(r.defense, r.attack): set(r.broken) for r in battery.itertuples()}
+    for defense in worst.index:  # the worst case breaks exactly the union of what the attacks break
+        union = set().union(*(b for (d, a), b in broken.items() if d == defense and a not in ("worst case", "autoattack")))
+        assert broken[(defense, "worst case")] == union
+
+
+def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
+    battery = pd.DataFrame({"defense": ["D"] * 4, "attack": ["pgd", "square", "apgd-t", "worst case"],
+                            "accuracy": [0.0, 0.2, 0.0, 0.0], "images": [10] * 4})
+    weaker = pd.DataFrame({"defense": ["D"], "threat_model": ["gray-box"], "accuracy": [0.9]})
+    assert adaptive_reports.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
+
+
+def test_describe_names_device_commit_date_and_minutes():
+    doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
+           "wall_s": {"this_run": 90.0}}
+    assert results.describe(doc) == "NVIDIA H100, commit d08e798, 2026-11-24, 1.5 min"
