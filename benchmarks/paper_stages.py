@@ -1,0 +1,40 @@
+"""Wall time of the recorded paper-profile run, per stage, read from ``results/paper/<dataset>/*.json``.
+
+``python benchmarks/paper_stages.py [--dataset mnist]`` prints a Markdown table: each stage of
+``python -m ddsa_core.record`` with the device, commit and date it ran on, and its wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ddsa_core import record, results  # noqa: E402
+
+
+def stage_rows(dataset: str) -> list[dict]:
+    """One row per recorded stage, in the recorder's order."""
+    rows = []
+    for stage in record.STAGES:
+        doc = results.load("paper", dataset, stage)
+        if doc:
+            prov = doc["provenance"]
+            rows.append({"stage": stage, "device": prov["device"], "commit": prov["commit"][:7],
+                         "date": prov["date"][:16], "wall_s": results.wall_total(doc)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist")
+    rows = stage_rows(parser.parse_args(argv).dataset)
+    print("| stage | device | commit | started (UTC) | wall s |\n|---|---|---|---|---:|")
+    for r in rows:
+        print(f"| {r['stage']} | {r['device']} | {r['commit']} | {r['date']} | {r['wall_s']:.0f} |")
+    print(f"| **total** | | | | **{sum(r['wall_s'] for r in rows):.0f}** ({sum(r['wall_s'] for r in rows) / 60:.1f} min) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
