@@ -98,6 +98,35 @@ def ablation_run(cfg: Config) -> dict:
     return out
 
 
+SEED_DEFENSES = ("No defense", "DDSA", "DDA")  # the key cells' systems: retrained from scratch per seed
+
+
+def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """The key cells for each seed, classifier and denoisers retrained per seed: clean accuracy, the
+    paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
+    t0 = time.perf_counter()
+    rows = []
+    for seed in seeds:
+        c = cfg.replace(seed=seed)
+        systems = defended_systems(c, only=SEED_DEFENSES)
+        gray = threat_models.gray_box(c, classifier(c), {k: m for k, (m, _) in systems.items()}, ("pgd",))
+        cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
+        cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}
+        cells |= {("white-box PGD", r["defense"]): r["accuracy"] for r in threat_models.white_box(c, systems, ("pgd",))}
+        battery = adaptive.battery(c, systems, ("pgd",))
+        cells |= {("adaptive PGD", r.defense): r.accuracy for r in battery[battery.attack == "pgd"].itertuples()}
+        rows += [{"seed": seed, "cell": cell, "defense": label, "accuracy": acc} for (cell, label), acc in cells.items()]
+    results.record("seeds", cfg, {"rows": rows, "seeds": list(seeds)}, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return {"rows": rows, "seeds": list(seeds)}
+
+
+def seed_table(run: dict) -> pd.DataFrame:
+    """Mean and standard deviation (over seeds, ddof 1) of each key cell, one row per cell and defense."""
+    frame = pd.DataFrame(run["rows"])
+    table = frame.groupby(["cell", "defense"], sort=False).accuracy.agg(["mean", "std", "min", "max", "count"])
+    return table.rename(columns={"count": "seeds"})
+
+
 def recorded(dataset: str, name: str) -> dict | None:
     """A recorded paper-profile result of this chapter (``adaptive`` or ``sparsity_ablation``), if any."""
     rec = results.load("paper", dataset, name)

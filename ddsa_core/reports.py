@@ -372,24 +372,36 @@ DEFENSE_KEYS = {"No defense": "no_defense", "DDSA": "ddsa", "MagNet": "magnet", 
                 "DDA": "dda"}  # the book's labels -> the keys of ddsa_core.paper's tables
 
 
-def defended_systems(cfg: Config) -> dict[str, tuple[nn.Module, str]]:
-    """Every defense of the paper around the classifier of ``cfg`` (trained or loaded), with its weights key.
+def defended_systems(cfg: Config, only: tuple[str, ...] | None = None) -> dict[str, tuple[nn.Module, str]]:
+    """Every defense of the paper (or those labelled in ``only``) around the classifier of ``cfg``, with its weights key.
 
     MagNet is included on MNIST only (the paper's Tables 6 and 9). The key covers exactly the
     weights an attack differentiates through (MagNet: reformer and classifier, not the detectors).
+    Only the defenses asked for are trained or loaded.
     """
     clf = classifier(cfg)
-    ddsa, dda = (defenses.denoiser(cfg, name) for name in defenses.DEFENSES)
     joint = lambda *keys: cache.content_key(system=keys)
-    systems = {"No defense": (clf.model, clf.key),
-               "DDSA": (defenses.Defended(ddsa.model, clf.model), joint(ddsa.key, clf.key))}
-    if cfg.dataset == "mnist":
-        magnet, parts = baselines.magnet(cfg, clf.model)
-        systems["MagNet"] = (magnet, joint(parts["reformer"].key, clf.key))
-    adv = baselines.adversarial_training(cfg)
-    systems["Adv. training"] = (adv.model, adv.key)
-    systems["DDA"] = (defenses.Defended(dda.model, clf.model), joint(dda.key, clf.key))
-    return systems
+
+    def denoised(name: str) -> tuple[nn.Module, str]:
+        den = defenses.denoiser(cfg, name)
+        return defenses.Defended(den.model, clf.model), joint(den.key, clf.key)
+
+    def magnet() -> tuple[nn.Module, str]:
+        system, parts = baselines.magnet(cfg, clf.model)
+        return system, joint(parts["reformer"].key, clf.key)
+
+    def adversarially_trained() -> tuple[nn.Module, str]:
+        adv = baselines.adversarial_training(cfg)
+        return adv.model, adv.key
+
+    build = {"No defense": lambda: (clf.model, clf.key), "DDSA": lambda: denoised("ddsa"), "MagNet": magnet,
+             "Adv. training": adversarially_trained, "DDA": lambda: denoised("dda")}
+    if cfg.dataset != "mnist":
+        del build["MagNet"]
+    unknown = sorted(set(only or ()) - set(build))
+    if unknown:
+        raise ValueError(f"defenses {unknown} unknown for {cfg.dataset}; allowed: {list(build)}")
+    return {label: make() for label, make in build.items() if only is None or label in only}
 
 
 def threat_model_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:

@@ -63,3 +63,24 @@ def test_describe_names_device_commit_date_and_minutes():
     doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
            "wall_s": {"this_run": 90.0}}
     assert results.describe(doc) == "NVIDIA H100, commit d08e798, 2026-11-24, 1.5 min"
+
+
+def test_seed_table_gives_mean_and_sample_std_per_cell():
+    rows = [{"seed": s, "cell": "gray-box PGD", "defense": "DDSA", "accuracy": a} for s, a in enumerate((0.1, 0.2, 0.3))]
+    table = adaptive_reports.seed_table({"rows": rows, "seeds": [0, 1, 2]})
+    got = table.loc[("gray-box PGD", "DDSA")]
+    assert got["mean"] == pytest.approx(0.2) and got["std"] == pytest.approx(0.1) and got["seeds"] == 3
+
+
+def test_defended_systems_builds_only_what_is_asked(monkeypatch):
+    from ddsa_core import baselines, reports
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained a defense that was not asked for")
+
+    monkeypatch.setattr(baselines, "magnet", refuse)
+    monkeypatch.setattr(baselines, "adversarial_training", refuse)
+    cfg = make_config("quick", "mnist", device="cpu")
+    assert list(reports.defended_systems(cfg, only=("No defense",))) == ["No defense"]
+    with pytest.raises(ValueError, match=r"\['Magnet'\] unknown for mnist; allowed"):
+        reports.defended_systems(cfg, only=("Magnet",))
