@@ -108,8 +108,9 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     rows = []
     for seed in seeds:
         c = cfg.replace(seed=seed)
-        systems = defended_systems(c, only=SEED_DEFENSES)
-        gray = threat_models.gray_box(c, classifier(c), {k: m for k, (m, _) in systems.items()}, ("pgd",))
+        clf = classifier(c)
+        systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
+        gray = threat_models.gray_box(c, clf, {k: m for k, (m, _) in systems.items()}, ("pgd",))
         cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
         cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}
         cells |= {("white-box PGD", r["defense"]): r["accuracy"] for r in threat_models.white_box(c, systems, ("pgd",))}
@@ -127,22 +128,23 @@ def seed_table(run: dict) -> pd.DataFrame:
     return table.rename(columns={"count": "seeds"})
 
 
-def recorded(dataset: str, name: str) -> dict | None:
-    """A recorded paper-profile result of this chapter (``adaptive`` or ``sparsity_ablation``), if any."""
-    rec = results.load("paper", dataset, name)
-    return rec["results"] if rec else None
+def failed_seeds(run: dict, threshold: float = 0.5) -> pd.Series:
+    """Clean accuracy behind DDSA of each seed whose denoiser failed to train (below ``threshold``;
+    a denoiser that trained leaves the classifier far above chance)."""
+    clean = pd.DataFrame(run["rows"]).query("cell == 'clean' and defense == 'DDSA'").set_index("seed").accuracy
+    return clean[clean < threshold]
 
 
-def recorded_frames(dataset: str) -> dict[str, pd.DataFrame] | None:
-    """The recorded paper-profile adaptive run as the frames the chapter draws (battery, curves, checks,
-    weaker threat models, ablation), or ``None`` before that run exists."""
-    run, ablation = recorded(dataset, "adaptive"), recorded(dataset, "sparsity_ablation")
-    if run is None:
-        return None
-    frames = {name: pd.DataFrame(run[key]) for name, key in
-              (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"), ("weaker", "weaker"))}
-    frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
-    return frames
+def seed_glue(run: dict) -> dict[str, str]:
+    """The seed section's numbers as text: mean ± std of the key cells, and the seeds that failed to train."""
+    table = seed_table(run)
+    mean_sd = lambda cell, label: f"{100 * table.loc[(cell, label), 'mean']:.1f}% ± {100 * table.loc[(cell, label), 'std']:.1f}"
+    failed = failed_seeds(run)
+    return {"s_ddsa_gray": mean_sd("gray-box PGD", "DDSA"), "s_ddsa_white": mean_sd("white-box PGD", "DDSA"),
+            "s_ddsa_adaptive": mean_sd("adaptive PGD", "DDSA"), "s_dda_gray": mean_sd("gray-box PGD", "DDA"),
+            "s_dda_adaptive": mean_sd("adaptive PGD", "DDA"), "s_seeds": str(len(run["seeds"])),
+            "s_failed": f"{len(failed)} of {len(run['seeds'])}",
+            "s_failed_which": ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none"}
 
 
 def paper_white_box_pgd(dataset: str) -> dict[str, float]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .runtime import cache_root
 
@@ -71,9 +71,8 @@ def load(path: Path) -> tuple[Tensors, dict[str, Any]] | None:
     if not path.exists():
         return None
     try:
-        tensors = load_file(str(path))
-        with open(path, "rb") as fh:  # the header is a little-endian u64 length, then JSON
-            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))["__metadata__"]
+        with safe_open(str(path), framework="pt") as fh:  # one read: the tensors and the header's metadata
+            tensors, header = {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()
         if header["sha256"] != _digest(tensors):
             raise ValueError("digest mismatch")
         return tensors, json.loads(header["meta"])

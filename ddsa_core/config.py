@@ -7,6 +7,7 @@ any compute and before anything is written.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -190,3 +191,16 @@ def datasets_for(dataset: str) -> list[str]:
         return list(DATASETS)
     _check("dataset", dataset)
     return [dataset]
+
+
+def cli_parser(description: str, profile: str, dataset: str, datasets: str) -> argparse.ArgumentParser:
+    """The command-line options every entry point shares: ``--profile``, ``--dataset``, ``--seed``, ``--device``.
+
+    Values are validated by :func:`make_config`, whose ``ValueError`` the entry points turn into exit code 2.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--profile", default=profile, help=" or ".join(PROFILES))
+    parser.add_argument("--dataset", default=dataset, help=datasets)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    return parser

@@ -7,7 +7,6 @@ so an interrupted run resumes; ``--budget-s`` stops starting new stages after th
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import traceback
@@ -16,7 +15,7 @@ from typing import Callable
 import torch
 
 from . import adaptive_reports, reports, results
-from .config import Config, make_config
+from .config import Config, cli_parser, make_config
 from .runtime import git_commit
 
 STAGES: dict[str, Callable[[Config], object]] = {
@@ -61,11 +60,7 @@ def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="paper", help="quick or paper")
-    parser.add_argument("--dataset", default="mnist", help="mnist or cifar10")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser = cli_parser(__doc__.splitlines()[0], profile="paper", dataset="mnist", datasets="mnist or cifar10")
     parser.add_argument("--stages", nargs="*", default=list(STAGES), help=f"some of {list(STAGES)}")
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no stage after this many seconds")
     parser.add_argument("--force", action="store_true", help="rerun stages recorded before")

@@ -13,7 +13,7 @@ from .config import Config
 from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
 from .sparsity import activations, fraction_near_target
 from .runtime import resolve_device
-from .training import classifier
+from .training import Trained, classifier
 
 
 def classifier_run(cfg: Config) -> dict:
@@ -66,6 +66,7 @@ def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
 def no_defense_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     """The five attacks against the undefended classifier of ``cfg``: accuracy, norms, cost; recorded."""
     trained = classifier(cfg)
+    t0 = time.perf_counter()
     rows, examples = [], {}
     for name in names:
         n = attack_slice(cfg, name)
@@ -82,7 +83,8 @@ def no_defense_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
             "craft_s": adv.craft_s, "params": attack.params,
         })
         examples[name] = (x[:8], adv.x_adv[:8], y[:8])
-    wall = {"train_classifier": trained.train_wall_s, **{f"craft_{r['attack']}": r["craft_s"] for r in rows}}
+    wall = {"train_classifier": trained.train_wall_s, **{f"craft_{r['attack']}": r["craft_s"] for r in rows},
+            "this_run": time.perf_counter() - t0}
     results.record("attacks_no_defense", cfg, {"rows": rows, "weights_key": trained.key}, wall, resolve_device(cfg.device))
     return {"rows": rows, "examples": examples, "model": trained.model}
 
@@ -107,25 +109,6 @@ def no_defense_table(run: dict, dataset: str) -> pd.DataFrame:
 def rows_frame(run: dict) -> pd.DataFrame:
     """A run's per-attack rows (accuracy, success, mean norms, crafting time) as a table."""
     return pd.DataFrame(run["rows"]).drop(columns="params").set_index("attack")
-
-
-def recorded_classifier(dataset: str) -> dict | None:
-    """The recorded paper-profile classifier run of ``dataset`` (accuracy, history, provenance), if any."""
-    return results.load("paper", dataset, "classifier")
-
-
-def recorded_history_frame() -> pd.DataFrame:
-    """Per-epoch history of every recorded paper-profile classifier run, in long form."""
-    runs = {ds: rec["results"] for ds in paper.CLEAN_ACCURACY if (rec := recorded_classifier(ds))}
-    return history_frame(runs)
-
-
-def recorded_no_defense_table(dataset: str) -> pd.DataFrame | str:
-    """The "No defense" column from the recorded paper-profile run of ``dataset``, or why it is missing."""
-    rec = results.load("paper", dataset, "attacks_no_defense")
-    if rec is None:
-        return f"pending: no paper-profile attack run of {dataset} is recorded yet"
-    return no_defense_table(rec["results"], dataset)
 
 
 def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
@@ -225,7 +208,8 @@ def gradient_masking_run(cfg: Config, n: int | None = None) -> dict:
         "thresholds": {"cancel": diagnostics.CANCEL_MARGIN, "underflow": diagnostics.UNDERFLOW_MARGIN},
         "weights_key": trained.key,
     }
-    wall = {"train_classifier": trained.train_wall_s, "diagnostic": time.perf_counter() - t0}
+    wall = {"train_classifier": trained.train_wall_s, "diagnostic": time.perf_counter() - t0,
+            "this_run": time.perf_counter() - t0}
     results.record("gradient_masking", cfg, out, wall, resolve_device(cfg.device))
     return out
 
@@ -239,6 +223,7 @@ def gradient_variants_run(cfg: Config, names: tuple[str, ...] = LINF_ATTACKS, n:
     :func:`no_defense_run`. Recorded as ``attacks_gradient_variants``.
     """
     trained = classifier(cfg)
+    t0 = time.perf_counter()
     rows = []
     for variant in variants:
         for name in names:
@@ -256,7 +241,7 @@ def gradient_variants_run(cfg: Config, names: tuple[str, ...] = LINF_ATTACKS, n:
                 "craft_s": adv.craft_s, "params": attack.params,
             })
     wall = {"train_classifier": trained.train_wall_s,
-            **{f"craft_{r['attack']}_{r['variant']}": r["craft_s"] for r in rows}}
+            **{f"craft_{r['attack']}_{r['variant']}": r["craft_s"] for r in rows}, "this_run": time.perf_counter() - t0}
     results.record("attacks_gradient_variants", cfg, {"rows": rows, "weights_key": trained.key}, wall,
                    resolve_device(cfg.device))
     return {"rows": rows}
@@ -277,17 +262,6 @@ def gradient_variants_table(run: dict, dataset: str, value: str = "accuracy") ->
     frame["images"] = pd.DataFrame(run["rows"]).groupby("attack")["images"].first()
     frame.columns.name = None
     return frame
-
-
-def recorded_gradient_masking(dataset: str) -> dict:
-    """The recorded paper-profile gradient-masking checks and gradient-variant attacks of ``dataset``.
-
-    ``{"masking": ..., "variants": ...}`` with each the recorded results or ``None`` if pending.
-    """
-    masking = results.load("paper", dataset, "gradient_masking")
-    variants = results.load("paper", dataset, "attacks_gradient_variants")
-    return {"masking": masking["results"] if masking else None,
-            "variants": variants["results"] if variants else None}
 
 
 SATURATION_LABELS: dict[str, str] = {
@@ -358,28 +332,21 @@ def baselines_table(run: dict) -> pd.DataFrame:
     })
 
 
-def recorded_baselines_table(dataset: str) -> pd.DataFrame | str:
-    """The baselines table of the recorded paper-profile run of ``dataset``, or why it is missing."""
-    rec = results.load("paper", dataset, "baselines")
-    if rec is None:
-        return f"pending: no paper-profile baselines run of {dataset} is recorded yet"
-    return baselines_table(rec["results"])
-
-
 # --- Results: every defense under every threat model (results chapter) -----------------------------
 
 DEFENSE_KEYS = {"No defense": "no_defense", "DDSA": "ddsa", "MagNet": "magnet", "Adv. training": "adv_training",
                 "DDA": "dda"}  # the book's labels -> the keys of ddsa_core.paper's tables
 
 
-def defended_systems(cfg: Config, only: tuple[str, ...] | None = None) -> dict[str, tuple[nn.Module, str]]:
+def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
+                     clf: Trained | None = None) -> dict[str, tuple[nn.Module, str]]:
     """Every defense of the paper (or those labelled in ``only``) around the classifier of ``cfg``, with its weights key.
 
     MagNet is included on MNIST only (the paper's Tables 6 and 9). The key covers exactly the
     weights an attack differentiates through (MagNet: reformer and classifier, not the detectors).
-    Only the defenses asked for are trained or loaded.
+    Only the defenses asked for are trained or loaded; ``clf`` skips loading the classifier again.
     """
-    clf = classifier(cfg)
+    clf = clf or classifier(cfg)
     joint = lambda *keys: cache.content_key(system=keys)
 
     def denoised(name: str) -> tuple[nn.Module, str]:
@@ -440,10 +407,11 @@ def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS
     return pd.DataFrame(rows)
 
 
-def recorded_pgd_iterations(dataset: str) -> pd.DataFrame | None:
-    """The recorded paper-profile Figure 6 rows, or ``None`` before that run exists."""
-    doc = results.load("paper", dataset, "pgd_iterations")
-    return pd.DataFrame(doc["results"]["rows"]) if doc else None
+def pgd_iterations_glue(rows: pd.DataFrame, prefix: str = "") -> dict[str, str]:
+    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``."""
+    at = rows[rows.nb_iter == rows.nb_iter.max()].set_index("defense").accuracy
+    return {f"{prefix}fig6_ddsa": f"{100 * at['DDSA']:.1f}%", f"{prefix}fig6_dda": f"{100 * at['DDA']:.1f}%",
+            f"{prefix}fig6_images": str(int(rows.images.iloc[0])), f"{prefix}fig6_iterations": f"{int(rows.nb_iter.max()):,}"}
 
 
 def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -456,12 +424,6 @@ def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) ->
         parts.append(versus_paper(ours, theirs[key], label) if key in theirs else
                      pd.DataFrame({(label, "ours"): pd.Series(ours)}))
     return pd.concat(parts, axis=1)
-
-
-def recorded_threat_model_run(dataset: str) -> dict | None:
-    """The recorded paper-profile gray- and white-box run of ``dataset``, if any."""
-    rec = results.load("paper", dataset, "threat_models")
-    return rec["results"] if rec else None
 
 
 def _accuracy_by(rows: list[dict] | dict, key_map: bool = False) -> pd.DataFrame:

@@ -7,14 +7,13 @@ inside a chapter is cached too). Paper-profile chapters record their results in 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from .config import make_config
+from .config import cli_parser, make_config
 from .runtime import REPO_ROOT
 
 
@@ -66,11 +65,7 @@ def run(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="quick", help="quick or paper")
-    parser.add_argument("--dataset", default="both", help="mnist, cifar10 or both")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser = cli_parser(__doc__.splitlines()[0], profile="quick", dataset="both", datasets="mnist, cifar10 or both")
     parser.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks")
     parser.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 02 03")
     parser.add_argument("--force", action="store_true", help="rerun chapters even if done before")

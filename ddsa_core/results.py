@@ -51,8 +51,8 @@ def load(profile: str, dataset: str, name: str) -> dict | None:
 
 
 def wall_total(doc: dict) -> float:
-    """Seconds a recorded run took: its ``this_run`` time, else the sum of its parts except the
-    classifier's training, which the ``classifier`` record counts."""
+    """Seconds a recorded run took: its ``this_run`` time. Records written before every stage kept
+    ``this_run`` sum their parts instead, except the classifier's training, which ``classifier`` counts."""
     wall = doc["wall_s"]
     if "this_run" in wall:
         return wall["this_run"]

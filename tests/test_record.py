@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from ddsa_core import adaptive_reports, record, results
+from ddsa_core import adaptive_reports, record, recorded, results
 from ddsa_core.config import make_config
 
 
@@ -35,7 +35,7 @@ def test_recorded_stages_are_skipped_and_the_budget_stops_new_ones(monkeypatch, 
 
 @pytest.fixture(scope="module")
 def recorded_adaptive():
-    frames = adaptive_reports.recorded_frames("mnist")
+    frames = recorded.adaptive_frames("mnist")
     if frames is None:
         pytest.skip("no recorded paper-profile adaptive run")
     return frames

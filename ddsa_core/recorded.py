@@ -1,0 +1,190 @@
+"""The recorded paper-profile runs (``results/paper/<dataset>/*.json``) as the chapters show them.
+
+Each ``*_glue`` function returns every text value a chapter glues from one recorded run, with
+:data:`PENDING` for each key until that run exists, so a chapter never guesses its own keys.
+The frames and tables come from the same builders as the live run's, in :mod:`ddsa_core.reports`
+and :mod:`ddsa_core.adaptive_reports`.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import adaptive, adaptive_reports, paper, reports, results
+
+PENDING = "pending"
+
+
+def _pending(*keys: str) -> dict[str, str]:
+    return {key: PENDING for key in keys}
+
+
+def _result(dataset: str, name: str) -> dict | None:
+    doc = results.load("paper", dataset, name)
+    return doc["results"] if doc else None
+
+
+# --- Classifiers (chapter 2) and attacks (chapter 3) -----------------------------------------------
+
+def classifier(dataset: str) -> dict | None:
+    """The recorded classifier run of ``dataset`` (accuracy, history, provenance), if any."""
+    return results.load("paper", dataset, "classifier")
+
+
+def history_frame() -> pd.DataFrame:
+    """Per-epoch history of every recorded classifier run, in long form."""
+    return reports.history_frame({ds: rec["results"] for ds in paper.CLEAN_ACCURACY if (rec := classifier(ds))})
+
+
+def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
+    """``rec_<dataset>_*``: test accuracy, device and training minutes, the validation range over the last epochs."""
+    rec, key = classifier(dataset), f"rec_{dataset}_"
+    if rec is None:
+        return _pending(key + "acc", key + "when", key + "val_range")
+    val = [h["val_acc"] for h in rec["results"]["history"][-last_epochs:]]
+    return {key + "acc": f"{100 * rec['results']['test_accuracy']:.2f} %",
+            key + "when": f"{rec['provenance']['device']}, {rec['wall_s']['train'] / 60:.0f} min of training",
+            key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %"}
+
+
+def no_defense_table(dataset: str) -> pd.DataFrame | str:
+    """The "No defense" column of the recorded attack run, or why it is missing."""
+    run = _result(dataset, "attacks_no_defense")
+    return reports.no_defense_table(run, dataset) if run else f"{PENDING}: no paper-profile attack run of {dataset} is recorded yet"
+
+
+def gradient_masking(dataset: str) -> dict:
+    """``{"masking": ..., "variants": ...}``: the recorded gradient-masking checks and gradient-variant
+    attacks, each ``None`` while pending."""
+    return {"masking": _result(dataset, "gradient_masking"), "variants": _result(dataset, "attacks_gradient_variants")}
+
+
+def gradient_masking_glue(dataset: str) -> dict[str, str]:
+    """The device of the gradient-variant run and its saturation statistics, as text."""
+    doc = results.load("paper", dataset, "attacks_gradient_variants")
+    sat = (_result(dataset, "gradient_masking") or {}).get("saturation", {})
+    fmt = lambda key, spec: format(sat[key], spec) if key in sat else PENDING
+    return {"gm_paper_device": doc["provenance"]["device"] if doc else PENDING,
+            "gm_paper_margin": fmt("median_top2_margin", ".1f"),
+            "gm_paper_zero": fmt("zero_grad_images_float32", ".1%"),
+            "gm_paper_cancel": fmt("above_cancel_float32", ".1%"),
+            "gm_paper_cancel64": fmt("above_cancel_float64", ".1%"),
+            "gm_paper_sign32": fmt("sign_agreement_float32", ".1%"),
+            "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
+
+
+# --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
+
+def gray_box_glue(dataset: str) -> dict[str, str]:
+    """Provenance and the sparsity statistics of the recorded DDSA/DDA gray-box run."""
+    doc = results.load("paper", dataset, "gray_box")
+    if doc is None:
+        return _pending("rec_gb_provenance", "rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa")
+    stats = doc["results"]["sparsity"]
+    return {"rec_gb_provenance": results.describe(doc),
+            "rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
+            "rec_mean_ddsa": f"{stats['DDSA']['mean_activation']:.3f}",
+            "rec_mean_dda": f"{stats['DDA']['mean_activation']:.3f}",
+            "rec_mu_hat_ddsa": f"{stats['DDSA']['mu_hat_mean']:.3f}"}
+
+
+def baselines_table(dataset: str) -> pd.DataFrame | str:
+    """The baselines table of the recorded run, or why it is missing."""
+    run = _result(dataset, "baselines")
+    return reports.baselines_table(run) if run else f"{PENDING}: no paper-profile baselines run of {dataset} is recorded yet"
+
+
+def baselines_glue(dataset: str) -> dict[str, str]:
+    """Provenance, MagNet's false-positive rate and the baselines' clean accuracy, recorded."""
+    doc = results.load("paper", dataset, "baselines")
+    if doc is None:
+        return _pending("rec_bl_provenance", "rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
+    run = doc["results"]
+    return {"rec_bl_provenance": results.describe(doc),
+            "rec_magnet_fpr_any": f"{100 * run['magnet_test_fpr']['any']:.2f} %",
+            "rec_clean_magnet": f"{run['clean']['MagNet']['accuracy']:.4f}",
+            "rec_clean_adv": f"{run['clean']['Adv. training']['accuracy']:.4f}"}
+
+
+# --- Every threat model (chapter 6) ---------------------------------------------------------------
+
+def threat_model_run(dataset: str) -> dict | None:
+    """The recorded black-, gray- and white-box run of ``dataset``, if any."""
+    return _result(dataset, "threat_models")
+
+
+def pgd_iterations(dataset: str) -> pd.DataFrame | None:
+    """The recorded Figure 6 rows, or ``None`` before that run exists."""
+    run = _result(dataset, "pgd_iterations")
+    return pd.DataFrame(run["rows"]) if run else None
+
+
+def pgd_at(rows: list[dict], defense: str) -> float:
+    """PGD accuracy of ``defense`` in one threat model's rows."""
+    return next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["defense"] == defense)
+
+
+def threat_models_glue(dataset: str) -> dict[str, str]:
+    """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded."""
+    run = threat_model_run(dataset)
+    if run is None:
+        return _pending("rec_claims_held", "rec_tm_provenance", "rec_ddsa_white_pgd", "rec_ddsa_gray_pgd", "rec_dda_white_pgd")
+    held = reports.claims_table(run, dataset)["holds in ours"]
+    return {"rec_claims_held": f"{int((held == True).sum())} of {int(held.notna().sum())}",  # noqa: E712
+            "rec_tm_provenance": results.describe(results.load("paper", dataset, "threat_models")),
+            "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
+            "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",
+            "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
+
+
+def pgd_iterations_glue(dataset: str) -> dict[str, str]:
+    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count."""
+    rows = pgd_iterations(dataset)
+    if rows is None:
+        return _pending("rec_fig6_ddsa", "rec_fig6_dda", "rec_fig6_images", "rec_fig6_iterations")
+    return reports.pgd_iterations_glue(rows, prefix="rec_")
+
+
+# --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
+
+VERDICT_KEYS = ("images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
+                "ddsa_paper_white_pgd", "sentence")
+
+
+def adaptive_frames(dataset: str) -> dict[str, pd.DataFrame] | None:
+    """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
+    threat models, ablation), or ``None`` before that run exists."""
+    run, ablation = _result(dataset, "adaptive"), _result(dataset, "sparsity_ablation")
+    if run is None:
+        return None
+    frames = {name: pd.DataFrame(run[key]) for name, key in
+              (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"), ("weaker", "weaker"))}
+    frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
+    return frames
+
+
+def adaptive_glue(dataset: str) -> dict[str, str]:
+    """The recorded verdict's numbers, the checks passed and the ablation's ranges, keyed ``r_*``."""
+    rec = adaptive_frames(dataset)
+    ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
+    if rec is None:
+        return _pending("r_provenance", "r_checks_passed", *(f"r_{k}" for k in VERDICT_KEYS), *ablation_keys)
+    out = {"r_provenance": results.describe(results.load("paper", dataset, "adaptive")),
+           "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}"}
+    out |= {f"r_{k}": v for k, v in adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset).items()}
+    ab = rec["ablation"]
+    if ab is None:
+        return out | _pending(*ablation_keys)
+    return out | {"r_ab_gray": f"{100 * ab.gray_pgd.min():.1f}-{100 * ab.gray_pgd.max():.1f}%",
+                  "r_ab_white": f"{100 * ab.white_pgd.min():.1f}-{100 * ab.white_pgd.max():.1f}%",
+                  "r_ab_act": f"{ab.loc['mu 0.1 (DDSA)', 'mean_activation']:.2f}",
+                  "r_ab_act_dda": f"{ab.loc['DDA (no sparsity)', 'mean_activation']:.2f}",
+                  "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
+
+
+def adaptive_accuracy_table(dataset: str) -> pd.DataFrame | str:
+    """The recorded robust-accuracy table (defense × attack), or why it is missing."""
+    rec = adaptive_frames(dataset)
+    if rec is None:
+        return (f"{PENDING}: no paper-profile adaptive run of {dataset} is recorded yet "
+                f"(python -m ddsa_core.record --profile paper --dataset {dataset})")
+    return adaptive.accuracy_table(rec["battery"])

@@ -1,0 +1,52 @@
+"""What the chapters glue from the recorded paper-profile runs: the same keys whether a run is recorded or pending."""
+import pytest
+
+from ddsa_core import adaptive_reports, recorded, results
+
+GLUE = {"classifier": recorded.classifier_glue, "gradient_masking": recorded.gradient_masking_glue,
+        "gray_box": recorded.gray_box_glue, "baselines": recorded.baselines_glue,
+        "threat_models": recorded.threat_models_glue, "pgd_iterations": recorded.pgd_iterations_glue,
+        "adaptive": recorded.adaptive_glue}
+
+
+@pytest.mark.parametrize("name", GLUE)
+def test_pending_glue_has_every_key_the_recorded_run_gives(name, tmp_path, monkeypatch):
+    if results.load("paper", "mnist", name if name != "gradient_masking" else "attacks_gradient_variants") is None:
+        pytest.skip(f"no recorded paper-profile {name} run of mnist")
+    with_record = GLUE[name]("mnist")
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    pending = GLUE[name]("mnist")
+    assert set(pending) <= set(with_record)  # a chapter gluing the pending keys finds each of them recorded too
+    assert set(pending.values()) == {recorded.PENDING}
+    assert recorded.PENDING not in with_record.values()
+
+
+def test_recorded_glue_reads_the_recorded_numbers():
+    run = recorded.threat_model_run("mnist")
+    if run is None:
+        pytest.skip("no recorded paper-profile threat-model run of mnist")
+    ddsa_white = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "DDSA" and r["attack"] == "pgd")
+    assert recorded.threat_models_glue("mnist")["rec_ddsa_white_pgd"] == f"{ddsa_white:.3f}"
+
+
+def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert recorded.baselines_table("mnist").startswith("pending")
+    assert recorded.adaptive_accuracy_table("mnist").startswith("pending")
+    assert recorded.adaptive_frames("mnist") is None and recorded.pgd_iterations("mnist") is None
+
+
+def _seed_run(clean: tuple[float, ...]) -> dict:
+    rows = [{"seed": s, "cell": cell, "defense": d, "accuracy": a if cell == "clean" else 0.5}
+            for s, a in enumerate(clean) for d in ("DDSA", "DDA")
+            for cell in ("clean", "gray-box PGD", "white-box PGD", "adaptive PGD")]
+    return {"rows": rows, "seeds": list(range(len(clean)))}
+
+
+def test_a_seed_whose_denoiser_did_not_train_is_named():
+    run = _seed_run((0.98, 0.134, 0.97))
+    assert adaptive_reports.failed_seeds(run).to_dict() == {1: 0.134}
+    glue = adaptive_reports.seed_glue(run)
+    assert glue["s_failed"] == "1 of 3" and glue["s_failed_which"] == "seed 1: 0.134"
+    assert glue["s_ddsa_gray"] == "50.0% ± 0.0"
+    assert adaptive_reports.seed_glue(_seed_run((0.98, 0.97, 0.97)))["s_failed_which"] == "none"
