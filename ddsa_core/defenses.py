@@ -8,6 +8,7 @@ and training without it.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,13 +17,15 @@ from torch import nn
 from . import attacks, cache, data
 from .adversarial import AdversarialSet, craft
 from .config import Config
-from .evaluation import accuracy
+from .evaluation import accuracy, outputs
 from .models import build_denoiser
 from .runtime import resolve_device
 from .sparsity import SparsityRule
 from .training import TRAINING_CODE_VERSION, Trained, classifier, fit, load_or_train, make_optimizer, monitor_split
 
 DEFENSES = ("ddsa", "dda")
+SATURATED = 0.01  # output std and distance of its mean from 0 or 1 below which the sigmoid has saturated
+RECIPE = "collapse-restart-1"  # part of the weights' key: the restart below changes the weights of runs that collapse
 
 
 class Defended(nn.Module):
@@ -55,6 +58,20 @@ def sparsity_rule(cfg: Config, sparse: bool) -> SparsityRule:
     return SparsityRule(mu=cfg.sparsity_mu, beta=cfg.sparsity_beta, alpha=cfg.ae_lr, apply_bias_update=sparse)
 
 
+def output_bias_to_data_mean_(model: nn.Module, x: torch.Tensor) -> None:
+    """Set the output layer's bias to the logit of the mean pixel of ``x`` per channel, so the
+    sigmoid starts at the data's mean instead of 0.5."""
+    p = x.mean(dim=(0, 2, 3)).clamp(1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        model.decoder[-2].bias.copy_(torch.log(p / (1 - p)))
+
+
+def collapsed(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> bool:
+    """True when the denoiser returns one constant image at 0 or 1 for ``x``: its sigmoid has saturated."""
+    out = outputs(model, x, batch_size)
+    return out.std().item() < SATURATED and min(out.mean().item(), 1 - out.mean().item()) < SATURATED
+
+
 def denoiser_key(cfg: Config, name: str, classifier_key: str) -> str:
     """Hash of everything that determines a denoiser's weights."""
     return cache.content_key(
@@ -62,6 +79,7 @@ def denoiser_key(cfg: Config, name: str, classifier_key: str) -> str:
         source=data.data_source(cfg.dataset), optimizer=cfg.ae_optimizer, lr=cfg.ae_lr,
         batch_size=cfg.ae_batch_size, epochs=cfg.ae_epochs, train_size=cfg.train_size, eps=cfg.eps, seed=cfg.seed,
         mu=cfg.sparsity_mu, beta=cfg.sparsity_beta if name == "ddsa" else None, code=TRAINING_CODE_VERSION,
+        recipe=RECIPE,
     )
 
 
@@ -75,12 +93,16 @@ def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
     watch = monitor_split(cfg.dataset)
     torch.manual_seed(cfg.seed)
     model = build_denoiser(cfg.dataset).to(device)
+    meta = {"config": cfg.to_dict(), "defense": name, "classifier_key": clf.key, "monitor_split": watch,
+            "data_source": data.data_source(cfg.dataset), "rule": rule.__dict__, "restarted": None}
 
     def train(model: nn.Module, checkpoint: Path) -> list[dict]:
+        """Fit; if the first epoch collapses, restart it once from the same weights with the output bias
+        at the data's mean. A run that does not collapse is the same as without the check."""
         x, adv = pgd_examples(cfg, clf, "train", cfg.train_size)
         xv, adv_v = pgd_examples(cfg, clf, watch, cfg.ae_val_size)
         yv = data.load(cfg.dataset, watch, cfg.ae_val_size)[1]
-        opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
+        init = {k: v.clone() for k, v in model.state_dict().items()}
 
         def monitor(m: nn.Module) -> dict[str, float]:
             pipeline = Defended(m, clf.model)
@@ -90,9 +112,21 @@ def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
                     "val_acc_pgd_graybox": accuracy(pipeline, adv_v.x_adv, yv, cfg.eval_batch_size),
                     "val_acc_clean": accuracy(pipeline, xv, yv, cfg.eval_batch_size)}
 
-        return fit(model, (adv.x_adv, x), reconstruction_loss, opt, cfg.ae_epochs, cfg.ae_batch_size, cfg.seed,
-                   checkpoint, monitor, after_step=rule.after_step, desc=f"{name} {cfg.dataset}")
+        def run(epochs: int, opt: torch.optim.Optimizer) -> list[dict]:
+            return fit(model, (adv.x_adv, x), reconstruction_loss, opt, epochs, cfg.ae_batch_size, cfg.seed,
+                       checkpoint, monitor, after_step=rule.after_step, desc=f"{name} {cfg.dataset}")
 
-    meta = {"config": cfg.to_dict(), "defense": name, "classifier_key": clf.key, "monitor_split": watch,
-            "data_source": data.data_source(cfg.dataset), "rule": rule.__dict__}
+        opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
+        history = run(1, opt)
+        if collapsed(model, xv, cfg.eval_batch_size):
+            meta["restarted"] = {"collapsed_first_epoch": history[0]}
+            checkpoint.unlink(missing_ok=True)
+            model.load_state_dict(init)
+            output_bias_to_data_mean_(model, x)
+            opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
+            run(1, opt)
+            if collapsed(model, xv, cfg.eval_batch_size):
+                warnings.warn(f"{name} {cfg.dataset} seed {cfg.seed}: collapsed again after the restart", stacklevel=2)
+        return run(cfg.ae_epochs, opt)
+
     return load_or_train("denoiser", denoiser_key(cfg, name, clf.key), model, train, meta)

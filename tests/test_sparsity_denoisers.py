@@ -99,3 +99,44 @@ def test_ddsa_and_dda_train_once_and_differ_only_by_the_rule(tmp_path, monkeypat
     assert defenses.denoiser(cfg, "ddsa").cached
     with pytest.raises(ValueError, match="defense name must be one of"):
         defenses.denoiser(cfg, "magnet")
+
+
+def test_output_bias_starts_the_sigmoid_at_the_data_mean():
+    from ddsa_core.defenses import output_bias_to_data_mean_
+
+    model, x = build_denoiser("cifar10"), torch.rand(16, 3, 32, 32) * torch.tensor([0.2, 0.5, 0.8]).view(1, 3, 1, 1)
+    output_bias_to_data_mean_(model, x)
+    assert torch.allclose(torch.sigmoid(model.decoder[-2].bias), x.mean(dim=(0, 2, 3)), atol=1e-6)
+
+
+def test_a_collapsed_first_epoch_restarts_once_with_the_data_mean_bias(tmp_path, monkeypatch):
+    from ddsa_core import defenses
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=64, test_size=32, clf_epochs=1,
+                      ae_epochs=2, ae_batch_size=32, ae_val_size=32)
+    calls, biases = [], []
+    real_fit = defenses.fit
+
+    def spy_fit(model, *args, **kwargs):
+        biases.append(model.decoder[-2].bias.item())
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(defenses, "collapsed", lambda model, x, batch_size: not calls.append(x) and len(calls) == 1)
+    monkeypatch.setattr(defenses, "fit", spy_fit)
+    den = defenses.denoiser(cfg, "dda")
+    assert len(calls) == 2 and den.meta["restarted"]["collapsed_first_epoch"]["epoch"] == 1
+    assert biases[0] == 0.0 and biases[1] == pytest.approx(-1.8, abs=0.3)  # logit of MNIST's mean pixel, ~0.13
+    assert [h["epoch"] for h in den.history] == [1, 2]
+
+
+def test_collapsed_means_one_saturated_image_not_an_untrained_one():
+    from ddsa_core.defenses import collapsed
+
+    model, x = build_denoiser("mnist"), torch.rand(8, 1, 28, 28)
+    assert not collapsed(model, x)  # fresh: flat near 0.5, not saturated
+    with torch.no_grad():
+        model.decoder[-2].bias.fill_(-100.0)  # what seeds 1 and 2 of the quick profile did in their first epoch
+        model.decoder[-2].weight.zero_()
+    assert collapsed(model, x)
