@@ -8,6 +8,7 @@ and training without it.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -117,16 +118,24 @@ def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
                        checkpoint, monitor, after_step=rule.after_step, desc=f"{name} {cfg.dataset}")
 
         opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
+        note = checkpoint.with_suffix(".restart.json")  # the restart's record, kept across an interruption
+        fresh = not checkpoint.exists()  # a resumed run made its first-epoch check before it stopped
         history = run(1, opt)
-        if collapsed(model, xv, cfg.eval_batch_size):
-            meta["restarted"] = {"collapsed_first_epoch": history[0]}
+        if fresh and collapsed(model, xv, cfg.eval_batch_size):
+            record = {"collapsed_first_epoch": history[0]}
             checkpoint.unlink(missing_ok=True)
             model.load_state_dict(init)
             output_bias_to_data_mean_(model, x)
             opt = make_optimizer(cfg.ae_optimizer, model.parameters(), cfg.ae_lr)
             run(1, opt)
-            if collapsed(model, xv, cfg.eval_batch_size):
+            record["collapsed_again"] = collapsed(model, xv, cfg.eval_batch_size)
+            if record["collapsed_again"]:
                 warnings.warn(f"{name} {cfg.dataset} seed {cfg.seed}: collapsed again after the restart", stacklevel=2)
-        return run(cfg.ae_epochs, opt)
+            cache.atomic_write(note, lambda tmp: tmp.write_text(json.dumps(record)))
+        history = run(cfg.ae_epochs, opt)
+        if note.exists():
+            meta["restarted"] = json.loads(note.read_text())
+            note.unlink()
+        return history
 
     return load_or_train("denoiser", denoiser_key(cfg, name, clf.key), model, train, meta)

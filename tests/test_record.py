@@ -59,6 +59,14 @@ def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
     assert adaptive_reports.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
 
 
+def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():
+    battery = pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [0.0, 0.0], "images": [10] * 2})
+    weaker = pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [0.9]})
+    out = adaptive_reports.verdict(battery, weaker, "cifar10")
+    assert out["magnet_worst"] == "not run on cifar10" and out["ddsa_worst"] == "0.0%"
+    assert set(recorded.VERDICT_KEYS) <= set(out)  # the keys chapter 07 glues, on either dataset
+
+
 def test_describe_names_device_commit_date_and_minutes():
     doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
            "wall_s": {"this_run": 90.0}}

@@ -50,3 +50,11 @@ def test_a_seed_whose_denoiser_did_not_train_is_named():
     assert glue["s_failed"] == "1 of 3" and glue["s_failed_which"] == "seed 1: 0.134"
     assert glue["s_ddsa_gray"] == "50.0% ± 0.0"
     assert adaptive_reports.seed_glue(_seed_run((0.98, 0.97, 0.97)))["s_failed_which"] == "none"
+    assert adaptive_reports.seed_glue(_seed_run((0.98,)))["s_ddsa_gray"] == "50.0% (one seed)"
+
+
+def test_a_pending_figure_says_what_is_missing():
+    from ddsa_core import figures
+
+    fig = figures.pending("the paper-profile adaptive run of cifar10")
+    assert "cifar10 is not recorded yet" in fig.axes[0].texts[0].get_text()

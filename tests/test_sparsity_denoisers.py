@@ -126,7 +126,9 @@ def test_a_collapsed_first_epoch_restarts_once_with_the_data_mean_bias(tmp_path,
     monkeypatch.setattr(defenses, "collapsed", lambda model, x, batch_size: not calls.append(x) and len(calls) == 1)
     monkeypatch.setattr(defenses, "fit", spy_fit)
     den = defenses.denoiser(cfg, "dda")
-    assert len(calls) == 2 and den.meta["restarted"]["collapsed_first_epoch"]["epoch"] == 1
+    restarted = den.meta["restarted"]
+    assert len(calls) == 2 and restarted["collapsed_first_epoch"]["epoch"] == 1 and not restarted["collapsed_again"]
+    assert den.history[0]["loss"] != restarted["collapsed_first_epoch"]["loss"]  # the epoch was rerun, not reloaded
     assert biases[0] == 0.0 and biases[1] == pytest.approx(-1.8, abs=0.3)  # logit of MNIST's mean pixel, ~0.13
     assert [h["epoch"] for h in den.history] == [1, 2]
 
@@ -140,3 +142,27 @@ def test_collapsed_means_one_saturated_image_not_an_untrained_one():
         model.decoder[-2].bias.fill_(-100.0)  # what seeds 1 and 2 of the quick profile did in their first epoch
         model.decoder[-2].weight.zero_()
     assert collapsed(model, x)
+
+
+def test_a_run_resumed_after_a_restart_keeps_its_record_and_does_not_check_again(tmp_path, monkeypatch):
+    from ddsa_core import defenses
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=64, test_size=32, clf_epochs=1,
+                      ae_epochs=2, ae_batch_size=32, ae_val_size=32)
+    real_fit, calls = defenses.fit, []
+
+    def interrupted_fit(model, tensors, loss_fn, opt, epochs, *args, **kwargs):
+        if epochs == 2:  # after the restarted first epoch: stop, as a crash would
+            raise KeyboardInterrupt
+        return real_fit(model, tensors, loss_fn, opt, epochs, *args, **kwargs)
+
+    monkeypatch.setattr(defenses, "collapsed", lambda model, x, batch_size: not calls.append(x) and len(calls) == 1)
+    monkeypatch.setattr(defenses, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        defenses.denoiser(cfg, "dda")
+    monkeypatch.setattr(defenses, "fit", real_fit)
+    den = defenses.denoiser(cfg, "dda")
+    assert len(calls) == 2  # the resumed run did not check its (already checked) first epoch again
+    assert den.meta["restarted"]["collapsed_first_epoch"]["epoch"] == 1
