@@ -64,6 +64,23 @@ def adaptive_run(cfg: Config) -> dict:
     return {**out, "frames": {"battery": battery, "eps": eps, "steps": steps, "restarts": restarts, "checks": table}}
 
 
+def detector_aware_run(cfg: Config) -> pd.DataFrame:
+    """MagNet white-box with its detectors in the loop: the adaptive battery's detector-aware attack
+    alone (cached, so chapter 7 reuses it). Empty off MNIST, where the paper has no MagNet."""
+    if cfg.dataset != "mnist":
+        return pd.DataFrame(columns=["defense", "attack", "eps", "images", "accuracy"])
+    return adaptive.battery(cfg, defended_systems(cfg, only=("MagNet",)), ("detector-aware",))
+
+
+def detector_aware_table(battery: pd.DataFrame, cfg: dict | Config) -> pd.DataFrame:
+    """The detector-aware rows of a battery as a Table 9 supplement: accuracy, eps, steps, restarts, images."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k)
+    rows = battery[battery.attack == "detector-aware"]
+    return pd.DataFrame({"eps": rows.eps.values, "steps": get("adaptive_steps"), "restarts": get("adaptive_restarts"),
+                         "images": rows.images.values, "accuracy": rows.accuracy.values},
+                        index=pd.Index(rows.defense + ", detectors in the loop", name="defense"))
+
+
 def weaker_threat_models(cfg: Config, systems: dict) -> pd.DataFrame:
     """PGD accuracy of each system gray-box and black-box (the paper's PGD; cached with chapter 6's)."""
     clf = classifier(cfg)

@@ -18,8 +18,12 @@ def _pending(*keys: str) -> dict[str, str]:
     return {key: PENDING for key in keys}
 
 
-def _result(dataset: str, name: str) -> dict | None:
-    doc = results.load("paper", dataset, name)
+def _doc(dataset: str, name: str) -> dict | None:
+    """The recorded document ``results/paper/<dataset>/<name>.json`` (results, provenance, wall times), if any."""
+    return results.load("paper", dataset, name)
+
+
+def _results(doc: dict | None) -> dict | None:
     return doc["results"] if doc else None
 
 
@@ -27,7 +31,7 @@ def _result(dataset: str, name: str) -> dict | None:
 
 def classifier(dataset: str) -> dict | None:
     """The recorded classifier run of ``dataset`` (accuracy, history, provenance), if any."""
-    return results.load("paper", dataset, "classifier")
+    return _doc(dataset, "classifier")
 
 
 def history_frame() -> pd.DataFrame:
@@ -48,22 +52,34 @@ def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
 
 def no_defense_table(dataset: str) -> pd.DataFrame | str:
     """The "No defense" column of the recorded attack run, or why it is missing."""
-    run = _result(dataset, "attacks_no_defense")
+    run = _results(_doc(dataset, "attacks_no_defense"))
     return reports.no_defense_table(run, dataset) if run else f"{PENDING}: no paper-profile attack run of {dataset} is recorded yet"
 
 
 def gradient_masking(dataset: str) -> dict:
-    """``{"masking": ..., "variants": ...}``: the recorded gradient-masking checks and gradient-variant
-    attacks, each ``None`` while pending."""
-    return {"masking": _result(dataset, "gradient_masking"), "variants": _result(dataset, "attacks_gradient_variants")}
+    """``{"masking", "variants", "device"}``: the recorded gradient-masking checks and gradient-variant
+    attacks (each ``None`` while pending) and the device the variants ran on."""
+    variants = _doc(dataset, "attacks_gradient_variants")
+    return {"masking": _results(_doc(dataset, "gradient_masking")), "variants": _results(variants),
+            "device": variants["provenance"]["device"] if variants else PENDING}
 
 
-def gradient_masking_glue(dataset: str) -> dict[str, str]:
-    """The device of the gradient-variant run and its saturation statistics, as text."""
-    doc = results.load("paper", dataset, "attacks_gradient_variants")
-    sat = (_result(dataset, "gradient_masking") or {}).get("saturation", {})
+def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
+    """The device of the gradient-variant run, its saturation statistics, each attack's accuracy and
+    crafting seconds per gradient variant, and the share of images the float32 FGSM and MIM leave
+    unchanged, as text. ``rec``: :func:`gradient_masking`'s result, if loaded."""
+    rec = rec or gradient_masking(dataset)
+    sat = (rec["masking"] or {}).get("saturation", {})
     fmt = lambda key, spec: format(sat[key], spec) if key in sat else PENDING
-    return {"gm_paper_device": doc["provenance"]["device"] if doc else PENDING,
+    rows = {(r["attack"], r["variant"]): r for r in (rec["variants"] or {"rows": []})["rows"]}
+    cell = lambda attack, variant, key, spec: (format(rows[attack, variant][key], spec) if (attack, variant) in rows
+                                               else PENDING)
+    per_attack = {f"gm_paper_{a}_unchanged": cell(a, "float32", "unchanged", ".1%") for a in ("fgsm", "mim")}
+    for variant in reports.GRADIENT_VARIANTS:
+        for a in reports.LINF_ATTACKS:
+            per_attack[f"gm_paper_{a}_{variant}"] = cell(a, variant, "accuracy", ".3f")
+            per_attack[f"gm_paper_{a}_{variant}_s"] = cell(a, variant, "craft_s", ".0f")
+    return per_attack | {"gm_paper_device": rec["device"],
             "gm_paper_margin": fmt("median_top2_margin", ".1f"),
             "gm_paper_zero": fmt("zero_grad_images_float32", ".1%"),
             "gm_paper_cancel": fmt("above_cancel_float32", ".1%"),
@@ -74,28 +90,79 @@ def gradient_masking_glue(dataset: str) -> dict[str, str]:
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
 
-def gray_box_glue(dataset: str) -> dict[str, str]:
-    """Provenance and the sparsity statistics of the recorded DDSA/DDA gray-box run."""
-    doc = results.load("paper", dataset, "gray_box")
+def gray_box(dataset: str) -> dict | None:
+    """The recorded DDSA/DDA run (training histories, Table 7 or 8, sparsity), if any."""
+    return _doc(dataset, "gray_box")
+
+
+def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
+    """The recorded gray-box table beside the paper's and the sparsity statistics, or why they are missing."""
     if doc is None:
-        return _pending("rec_gb_provenance", "rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa")
+        return f"{PENDING}: no paper-profile gray-box run of {dataset} is recorded yet"
+    return [reports.gray_box_table(doc["results"], dataset), reports.sparsity_frame(doc["results"])]
+
+
+def gray_box_history(doc: dict | None) -> pd.DataFrame | None:
+    """Per-epoch training and validation history of the recorded DDSA and DDA, in long form."""
+    return reports.history_frame(doc["results"]["history"], key="defense") if doc else None
+
+
+def plateau(history: list[dict], metric: str, within: float) -> dict[str, float]:
+    """Where a validation metric stops improving: its best value and epoch, the first epoch within
+    ``within`` of the best, and the range over the last third of the epochs."""
+    values = [h[metric] for h in history]
+    best = max(values)
+    tail = values[-max(1, len(values) // 3):]
+    return {"best": best, "best_epoch": history[values.index(best)]["epoch"], "epochs": len(values),
+            "first_within": next(h["epoch"] for h, v in zip(history, values) if v >= best - within),
+            "tail_min": min(tail), "tail_max": max(tail), "tail_epochs": len(tail)}
+
+
+def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
+    """Provenance, the sparsity statistics, and where DDSA's validation PGD accuracy levels off, recorded."""
+    keys = ("rec_gb_provenance", "rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa",
+            "rec_gb_epochs", "rec_gb_best", "rec_gb_within", "rec_gb_tail", "rec_gb_tail_epochs", "rec_gb_noise")
+    doc = doc or gray_box(dataset)
+    if doc is None:
+        return _pending(*keys)
     stats = doc["results"]["sparsity"]
+    flat = plateau(doc["results"]["history"]["ddsa"], "val_acc_pgd_graybox", within=0.01)
+    n_val = doc["config"]["ae_val_size"]
+    noise = 1.96 * (flat["best"] * (1 - flat["best"]) / n_val) ** 0.5  # 95% binomial half-width
     return {"rec_gb_provenance": results.describe(doc),
             "rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
             "rec_mean_ddsa": f"{stats['DDSA']['mean_activation']:.3f}",
             "rec_mean_dda": f"{stats['DDA']['mean_activation']:.3f}",
-            "rec_mu_hat_ddsa": f"{stats['DDSA']['mu_hat_mean']:.3f}"}
+            "rec_mu_hat_ddsa": f"{stats['DDSA']['mu_hat_mean']:.3f}",
+            "rec_gb_epochs": str(flat["epochs"]),
+            "rec_gb_best": f"{flat['best']:.3f} (epoch {flat['best_epoch']})",
+            "rec_gb_within": str(flat["first_within"]),
+            "rec_gb_tail": f"{flat['tail_min']:.3f}-{flat['tail_max']:.3f}",
+            "rec_gb_tail_epochs": str(flat["tail_epochs"]),
+            "rec_gb_noise": f"±{100 * noise:.1f} points on {n_val:,} validation images"}
+
+
+def beta_glue(dataset: str) -> dict[str, str]:
+    """DDSA at beta 1 against beta 10 in the recorded sparsity ablation: gray-box PGD and mean activation."""
+    keys = ("rec_beta1_gray", "rec_beta10_gray", "rec_beta1_act", "rec_beta10_act")
+    run = _results(_doc(dataset, "sparsity_ablation"))
+    if run is None:
+        return _pending(*keys)
+    rows = {r["denoiser"]: r for r in run["rows"]}
+    one, ten = rows["mu 0.1 (DDSA)"], rows["mu 0.1, beta 10"]
+    return {"rec_beta1_gray": f"{one['gray_pgd']:.3f}", "rec_beta10_gray": f"{ten['gray_pgd']:.3f}",
+            "rec_beta1_act": f"{one['mean_activation']:.2f}", "rec_beta10_act": f"{ten['mean_activation']:.1f}"}
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:
     """The baselines table of the recorded run, or why it is missing."""
-    run = _result(dataset, "baselines")
+    run = _results(_doc(dataset, "baselines"))
     return reports.baselines_table(run) if run else f"{PENDING}: no paper-profile baselines run of {dataset} is recorded yet"
 
 
 def baselines_glue(dataset: str) -> dict[str, str]:
     """Provenance, MagNet's false-positive rate and the baselines' clean accuracy, recorded."""
-    doc = results.load("paper", dataset, "baselines")
+    doc = _doc(dataset, "baselines")
     if doc is None:
         return _pending("rec_bl_provenance", "rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
     run = doc["results"]
@@ -109,12 +176,12 @@ def baselines_glue(dataset: str) -> dict[str, str]:
 
 def threat_model_run(dataset: str) -> dict | None:
     """The recorded black-, gray- and white-box run of ``dataset``, if any."""
-    return _result(dataset, "threat_models")
+    return _results(_doc(dataset, "threat_models"))
 
 
 def pgd_iterations(dataset: str) -> pd.DataFrame | None:
     """The recorded Figure 6 rows, or ``None`` before that run exists."""
-    run = _result(dataset, "pgd_iterations")
+    run = _results(_doc(dataset, "pgd_iterations"))
     return pd.DataFrame(run["rows"]) if run else None
 
 
@@ -125,12 +192,13 @@ def pgd_at(rows: list[dict], defense: str) -> float:
 
 def threat_models_glue(dataset: str) -> dict[str, str]:
     """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded."""
-    run = threat_model_run(dataset)
-    if run is None:
+    doc = _doc(dataset, "threat_models")
+    if doc is None:
         return _pending("rec_claims_held", "rec_tm_provenance", "rec_ddsa_white_pgd", "rec_ddsa_gray_pgd", "rec_dda_white_pgd")
+    run = doc["results"]
     held = reports.claims_table(run, dataset)["holds in ours"]
     return {"rec_claims_held": f"{int((held == True).sum())} of {int(held.notna().sum())}",  # noqa: E712
-            "rec_tm_provenance": results.describe(results.load("paper", dataset, "threat_models")),
+            "rec_tm_provenance": results.describe(doc),
             "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
             "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
@@ -150,25 +218,27 @@ VERDICT_KEYS = ("images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_wo
                 "ddsa_paper_white_pgd", "sentence")
 
 
-def adaptive_frames(dataset: str) -> dict[str, pd.DataFrame] | None:
+def adaptive_frames(dataset: str) -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
-    threat models, ablation), or ``None`` before that run exists."""
-    run, ablation = _result(dataset, "adaptive"), _result(dataset, "sparsity_ablation")
-    if run is None:
+    threat models, ablation), its one-line ``provenance`` and ``config``, or ``None`` before that run exists."""
+    doc, ablation = _doc(dataset, "adaptive"), _results(_doc(dataset, "sparsity_ablation"))
+    if doc is None:
         return None
-    frames = {name: pd.DataFrame(run[key]) for name, key in
+    run = doc["results"]
+    frames: dict = {"provenance": results.describe(doc), "config": doc["config"]} | {name: pd.DataFrame(run[key]) for name, key in
               (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"), ("weaker", "weaker"))}
     frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
     return frames
 
 
-def adaptive_glue(dataset: str) -> dict[str, str]:
-    """The recorded verdict's numbers, the checks passed and the ablation's ranges, keyed ``r_*``."""
-    rec = adaptive_frames(dataset)
+def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
+    """The recorded verdict's numbers, the checks passed and the ablation's ranges, keyed ``r_*``.
+    ``rec``: :func:`adaptive_frames`' result, if already loaded."""
+    rec = rec or adaptive_frames(dataset)
     ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
     if rec is None:
         return _pending("r_provenance", "r_checks_passed", *(f"r_{k}" for k in VERDICT_KEYS), *ablation_keys)
-    out = {"r_provenance": results.describe(results.load("paper", dataset, "adaptive")),
+    out = {"r_provenance": rec["provenance"],
            "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}"}
     out |= {f"r_{k}": v for k, v in adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset).items()}
     ab = rec["ablation"]
@@ -181,10 +251,24 @@ def adaptive_glue(dataset: str) -> dict[str, str]:
                   "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
 
 
-def adaptive_accuracy_table(dataset: str) -> pd.DataFrame | str:
+def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """The recorded robust-accuracy table (defense × attack), or why it is missing."""
-    rec = adaptive_frames(dataset)
+    rec = rec or adaptive_frames(dataset)
     if rec is None:
         return (f"{PENDING}: no paper-profile adaptive run of {dataset} is recorded yet "
                 f"(python -m ddsa_core.record --profile paper --dataset {dataset})")
     return adaptive.accuracy_table(rec["battery"])
+
+
+def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
+    """MagNet attacked with its detectors in the loop, from the recorded adaptive run, or why it is missing."""
+    rec = rec or adaptive_frames(dataset)
+    if rec is None or "detector-aware" not in set(rec["battery"].attack):
+        return PENDING if dataset == "mnist" else "not run (MagNet is evaluated on MNIST only)"
+    return adaptive_reports.detector_aware_table(rec["battery"], rec["config"])
+
+
+def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
+    """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
+    table = detector_aware_table(dataset, rec)
+    return {"rec_magnet_aware": table if isinstance(table, str) else f"{table.accuracy.iloc[0]:.3f}"}

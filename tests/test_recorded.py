@@ -3,19 +3,21 @@ import pytest
 
 from ddsa_core import adaptive_reports, recorded, results
 
-GLUE = {"classifier": recorded.classifier_glue, "gradient_masking": recorded.gradient_masking_glue,
-        "gray_box": recorded.gray_box_glue, "baselines": recorded.baselines_glue,
-        "threat_models": recorded.threat_models_glue, "pgd_iterations": recorded.pgd_iterations_glue,
-        "adaptive": recorded.adaptive_glue}
+# (the recorded run each reads, its glue builder)
+GLUE = [("classifier", recorded.classifier_glue), ("attacks_gradient_variants", recorded.gradient_masking_glue),
+        ("gray_box", recorded.gray_box_glue), ("baselines", recorded.baselines_glue),
+        ("threat_models", recorded.threat_models_glue), ("pgd_iterations", recorded.pgd_iterations_glue),
+        ("adaptive", recorded.adaptive_glue), ("sparsity_ablation", recorded.beta_glue),
+        ("adaptive", recorded.detector_aware_glue)]
 
 
-@pytest.mark.parametrize("name", GLUE)
-def test_pending_glue_has_every_key_the_recorded_run_gives(name, tmp_path, monkeypatch):
-    if results.load("paper", "mnist", name if name != "gradient_masking" else "attacks_gradient_variants") is None:
+@pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])
+def test_pending_glue_has_every_key_the_recorded_run_gives(name, build, tmp_path, monkeypatch):
+    if results.load("paper", "mnist", name) is None:
         pytest.skip(f"no recorded paper-profile {name} run of mnist")
-    with_record = GLUE[name]("mnist")
+    with_record = build("mnist")
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = GLUE[name]("mnist")
+    pending = build("mnist")
     assert set(pending) <= set(with_record)  # a chapter gluing the pending keys finds each of them recorded too
     assert set(pending.values()) == {recorded.PENDING}
     assert recorded.PENDING not in with_record.values()
@@ -34,6 +36,38 @@ def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
     assert recorded.baselines_table("mnist").startswith("pending")
     assert recorded.adaptive_accuracy_table("mnist").startswith("pending")
     assert recorded.adaptive_frames("mnist") is None and recorded.pgd_iterations("mnist") is None
+    assert recorded.gray_box_tables("mnist", recorded.gray_box("mnist")).startswith("pending")
+    assert recorded.gray_box_history(None) is None
+    assert recorded.detector_aware_table("mnist") == "pending"
+    assert recorded.detector_aware_table("cifar10").startswith("not run")
+
+
+def test_plateau_finds_where_a_validation_curve_levels_off():
+    history = [{"epoch": e + 1, "acc": a} for e, a in enumerate((0.5, 0.8, 0.90, 0.95, 0.96, 0.955, 0.958))]
+    flat = recorded.plateau(history, "acc", within=0.01)
+    assert flat["best"] == 0.96 and flat["best_epoch"] == 5 and flat["first_within"] == 4
+    assert flat["tail_epochs"] == 2 and (flat["tail_min"], flat["tail_max"]) == (0.955, 0.958)
+
+
+def test_recorded_gradient_masking_glue_has_every_attack_and_variant():
+    from ddsa_core import reports
+
+    glue = recorded.gradient_masking_glue("mnist")
+    for variant in reports.GRADIENT_VARIANTS:
+        for attack in reports.LINF_ATTACKS:
+            assert f"gm_paper_{attack}_{variant}" in glue and f"gm_paper_{attack}_{variant}_s" in glue
+
+
+def test_detector_aware_table_reads_only_the_detector_aware_rows():
+    import pandas as pd
+
+    from ddsa_core import adaptive_reports
+
+    battery = pd.DataFrame([{"defense": "MagNet", "attack": a, "eps": 0.3, "images": 10, "accuracy": acc}
+                            for a, acc in (("pgd", 1.0), ("detector-aware", 0.4), ("worst case", 0.4))])
+    table = adaptive_reports.detector_aware_table(battery, {"adaptive_steps": 100, "adaptive_restarts": 10})
+    assert table.to_dict("records") == [{"eps": 0.3, "steps": 100, "restarts": 10, "images": 10, "accuracy": 0.4}]
+    assert list(table.index) == ["MagNet, detectors in the loop"]
 
 
 def _seed_run(clean: tuple[float, ...]) -> dict:
