@@ -47,6 +47,14 @@ def history_frame(runs: dict, key: str = "dataset") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def clean_accuracy_sentence(runs: dict[str, dict]) -> str:
+    """This build's clean test accuracy of each classifier it trained, beside the paper's, as prose."""
+    names = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+    return "; ".join(f"the {names[ds]} classifier reaches {100 * r['test_accuracy']:.2f} % on the first "
+                     f"{r['test_size']:,} test images (paper: {100 * paper.CLEAN_ACCURACY[ds]:.2f} %)"
+                     for ds, r in runs.items())
+
+
 def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
     """Clean test accuracy: the paper's, this run's, and the recorded ``paper``-profile run's (or 'pending')."""
     rows = []

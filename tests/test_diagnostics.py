@@ -143,7 +143,7 @@ def test_recorded_gradient_masking_is_pending_when_absent(tmp_path, monkeypatch)
     from ddsa_core import recorded, reports
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.gradient_masking("cifar10") == {"masking": None, "variants": None}
+    assert recorded.gradient_masking("cifar10") == {"masking": None, "variants": None, "device": recorded.PENDING}
     frame = reports.saturation_frame({"this run": {"saturation": dict.fromkeys(reports.SATURATION_LABELS, 0.5)},
                                       "recorded": None})
     assert (frame["recorded"] == "pending").all() and (frame["this run"] == 0.5).all()
