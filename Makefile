@@ -65,7 +65,8 @@ browser-test: venv
 
 test: venv
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider $(CHAPTERS)
+	mkdir -p _build
+	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider --junitxml=_build/nbval.xml $(CHAPTERS)
 
 lock: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchattacks|jupytext)==' > requirements.lock
