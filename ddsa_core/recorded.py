@@ -225,8 +225,10 @@ def adaptive_frames(dataset: str) -> dict | None:
     if doc is None:
         return None
     run = doc["results"]
-    frames: dict = {"provenance": results.describe(doc), "config": doc["config"]} | {name: pd.DataFrame(run[key]) for name, key in
-              (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"), ("weaker", "weaker"))}
+    frames: dict = {"provenance": results.describe(doc), "config": doc["config"]}
+    for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"),
+                      ("weaker", "weaker")):
+        frames[name] = pd.DataFrame(run[key])
     frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
     return frames
 
