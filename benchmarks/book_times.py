@@ -53,11 +53,16 @@ def warm_times(stage: Path) -> dict[str, float]:
     return times
 
 
+def _total(rows: list[dict], col: str) -> float | None:
+    """The sum of a column over the chapters that have it, or ``None`` when none has."""
+    values = [r[col] for r in rows if r[col] is not None]
+    return sum(values) if values else None
+
+
 def table(cold: dict[str, float], warm: dict[str, float]) -> list[dict]:
     """One row per chapter, then the total."""
     rows = [{"chapter": c, "cold_s": cold.get(c), "warm_s": warm.get(c)} for c in sorted(set(cold) | set(warm))]
-    total = lambda col: sum(r[col] for r in rows if r[col] is not None) if any(r[col] is not None for r in rows) else None
-    return rows + [{"chapter": "total", "cold_s": total("cold_s"), "warm_s": total("warm_s")}]
+    return rows + [{"chapter": "total", "cold_s": _total(rows, "cold_s"), "warm_s": _total(rows, "warm_s")}]
 
 
 def main(argv: list[str] | None = None) -> int:

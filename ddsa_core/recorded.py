@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import adaptive, adaptive_reports, paper, reports, results
+from . import adaptive, adaptive_reports, paper, reports, results, sanity
 
 PENDING = "pending"
 
@@ -95,6 +95,12 @@ def gray_box(dataset: str) -> dict | None:
     return _doc(dataset, "gray_box")
 
 
+def ablation_frame(dataset: str) -> pd.DataFrame | None:
+    """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
+    run = _results(_doc(dataset, "sparsity_ablation"))
+    return pd.DataFrame(run["rows"]).set_index("denoiser") if run else None
+
+
 def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
     """The recorded gray-box table beside the paper's and the sparsity statistics, or why they are missing."""
     if doc is None:
@@ -128,7 +134,7 @@ def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     stats = doc["results"]["sparsity"]
     flat = plateau(doc["results"]["history"]["ddsa"], "val_acc_pgd_graybox", within=0.01)
     n_val = doc["config"]["ae_val_size"]
-    noise = 1.96 * (flat["best"] * (1 - flat["best"]) / n_val) ** 0.5  # 95% binomial half-width
+    noise = sanity.binomial_margin(flat["best"], n_val, continuity=False)
     return {"rec_gb_provenance": results.describe(doc),
             "rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
             "rec_mean_ddsa": f"{stats['DDSA']['mean_activation']:.3f}",
@@ -145,13 +151,12 @@ def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
 def beta_glue(dataset: str) -> dict[str, str]:
     """DDSA at beta 1 against beta 10 in the recorded sparsity ablation: gray-box PGD and mean activation."""
     keys = ("rec_beta1_gray", "rec_beta10_gray", "rec_beta1_act", "rec_beta10_act")
-    run = _results(_doc(dataset, "sparsity_ablation"))
-    if run is None:
+    ab = ablation_frame(dataset)
+    if ab is None:
         return _pending(*keys)
-    rows = {r["denoiser"]: r for r in run["rows"]}
-    one, ten = rows["mu 0.1 (DDSA)"], rows["mu 0.1, beta 10"]
-    return {"rec_beta1_gray": f"{one['gray_pgd']:.3f}", "rec_beta10_gray": f"{ten['gray_pgd']:.3f}",
-            "rec_beta1_act": f"{one['mean_activation']:.2f}", "rec_beta10_act": f"{ten['mean_activation']:.1f}"}
+    one, ten = ab.loc["mu 0.1 (DDSA)"], ab.loc["mu 0.1, beta 10"]
+    return {"rec_beta1_gray": f"{one.gray_pgd:.3f}", "rec_beta10_gray": f"{ten.gray_pgd:.3f}",
+            "rec_beta1_act": f"{one.mean_activation:.2f}", "rec_beta10_act": f"{ten.mean_activation:.1f}"}
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:
@@ -174,9 +179,14 @@ def baselines_glue(dataset: str) -> dict[str, str]:
 
 # --- Every threat model (chapter 6) ---------------------------------------------------------------
 
-def threat_model_run(dataset: str) -> dict | None:
-    """The recorded black-, gray- and white-box run of ``dataset``, if any."""
-    return _results(_doc(dataset, "threat_models"))
+def threat_models(dataset: str) -> dict | None:
+    """The recorded black-, gray- and white-box document of ``dataset`` (results and provenance), if any."""
+    return _doc(dataset, "threat_models")
+
+
+def threat_model_run(dataset: str, doc: dict | None = None) -> dict | None:
+    """The recorded black-, gray- and white-box results of ``dataset``, if any. ``doc``: :func:`threat_models`' result."""
+    return _results(doc or threat_models(dataset))
 
 
 def pgd_iterations(dataset: str) -> pd.DataFrame | None:
@@ -190,9 +200,10 @@ def pgd_at(rows: list[dict], defense: str) -> float:
     return next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["defense"] == defense)
 
 
-def threat_models_glue(dataset: str) -> dict[str, str]:
-    """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded."""
-    doc = _doc(dataset, "threat_models")
+def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
+    """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded.
+    ``doc``: :func:`threat_models`' result, if already loaded."""
+    doc = doc or threat_models(dataset)
     if doc is None:
         return _pending("rec_claims_held", "rec_tm_provenance", "rec_ddsa_white_pgd", "rec_ddsa_gray_pgd", "rec_dda_white_pgd")
     run = doc["results"]
@@ -204,9 +215,10 @@ def threat_models_glue(dataset: str) -> dict[str, str]:
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
 
 
-def pgd_iterations_glue(dataset: str) -> dict[str, str]:
-    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count."""
-    rows = pgd_iterations(dataset)
+def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None) -> dict[str, str]:
+    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count.
+    ``rows``: :func:`pgd_iterations`' result, if already loaded."""
+    rows = rows if rows is not None else pgd_iterations(dataset)
     if rows is None:
         return _pending("rec_fig6_ddsa", "rec_fig6_dda", "rec_fig6_images", "rec_fig6_iterations")
     return reports.pgd_iterations_glue(rows, prefix="rec_")
@@ -221,7 +233,7 @@ VERDICT_KEYS = ("images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_wo
 def adaptive_frames(dataset: str) -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
     threat models, ablation), its one-line ``provenance`` and ``config``, or ``None`` before that run exists."""
-    doc, ablation = _doc(dataset, "adaptive"), _results(_doc(dataset, "sparsity_ablation"))
+    doc = _doc(dataset, "adaptive")
     if doc is None:
         return None
     run = doc["results"]
@@ -229,7 +241,7 @@ def adaptive_frames(dataset: str) -> dict | None:
     for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"),
                       ("weaker", "weaker")):
         frames[name] = pd.DataFrame(run[key])
-    frames["ablation"] = pd.DataFrame(ablation["rows"]).set_index("denoiser") if ablation else None
+    frames["ablation"] = ablation_frame(dataset)
     return frames
 
 
@@ -265,12 +277,22 @@ def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFra
 def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """MagNet attacked with its detectors in the loop, from the recorded adaptive run, or why it is missing."""
     rec = rec or adaptive_frames(dataset)
+    if dataset != "mnist":
+        return adaptive_reports.MAGNET_MNIST_ONLY
     if rec is None or "detector-aware" not in set(rec["battery"].attack):
-        return PENDING if dataset == "mnist" else "not run (MagNet is evaluated on MNIST only)"
-    return adaptive_reports.detector_aware_table(rec["battery"], rec["config"])
+        return PENDING
+    return adaptive_reports.detector_aware_table(rec["battery"], rec["config"]["adaptive_steps"],
+                                                 rec["config"]["adaptive_restarts"])
 
 
 def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
-    table = detector_aware_table(dataset, rec)
-    return {"rec_magnet_aware": table if isinstance(table, str) else f"{table.accuracy.iloc[0]:.3f}"}
+    return {"rec_magnet_aware": adaptive_reports.detector_aware_text(detector_aware_table(dataset, rec))}
+
+
+def mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """The landing page's recorded MNIST figures, ``mnist_<key>``, in any build: from ``values`` (the
+    chapter's recorded glue) when it ran MNIST, else read from MNIST's recorded runs."""
+    if dataset != "mnist":
+        values = threat_models_glue("mnist") | adaptive_glue("mnist")
+    return {f"mnist_{k}": values[k] for k in keys}

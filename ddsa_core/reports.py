@@ -9,7 +9,7 @@ from torch import nn
 
 from . import attacks, baselines, cache, data, defenses, diagnostics, paper, results, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
-from .config import Config
+from .config import DATASETS, Config
 from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
 from .sparsity import activations, fraction_near_target
 from .runtime import resolve_device
@@ -53,6 +53,28 @@ def clean_accuracy_sentence(runs: dict[str, dict]) -> str:
     return "; ".join(f"the {names[ds]} classifier reaches {100 * r['test_accuracy']:.2f} % on the first "
                      f"{r['test_size']:,} test images (paper: {100 * paper.CLEAN_ACCURACY[ds]:.2f} %)"
                      for ds, r in runs.items())
+
+
+NOT_RUN = "not run in this build"
+
+
+def clean_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
+    """``acc_<dataset>`` for every dataset of the paper: this build's clean test accuracy, or
+    :data:`NOT_RUN` for a dataset the build did not train."""
+    return {f"acc_{ds}": f"{100 * runs[ds]['test_accuracy']:.2f} %" if ds in runs else NOT_RUN for ds in DATASETS}
+
+
+def attack_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
+    """``<dataset>_<attack>_acc`` for every dataset and attack: the undefended classifier's accuracy
+    in this build's attack runs, or :data:`NOT_RUN`."""
+    acc = {(ds, r["attack"]): r["accuracy"] for ds, run in runs.items() for r in run["rows"]}
+    return {f"{ds}_{a}_acc": f"{acc[ds, a]:.3f}" if (ds, a) in acc else NOT_RUN for ds in DATASETS for a in paper.ATTACKS}
+
+
+def mnist_summary(dataset: str, values: dict[str, str]) -> dict[str, str]:
+    """The landing page's MNIST summary keys, ``mnist_<key>``: this chapter's ``values`` when it ran
+    MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its numbers under the MNIST label."""
+    return {f"mnist_{k}": v if dataset == "mnist" else NOT_RUN for k, v in values.items()}
 
 
 def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:

@@ -41,8 +41,10 @@ def curve(cfg: Config, systems: dict[str, tuple[nn.Module, str]], vary: str, val
     return pd.concat(parts, ignore_index=True)
 
 
-def _margin(p: float, n: int) -> float:
-    return 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n) + 1 / n
+def binomial_margin(p: float, n: int, continuity: bool = True) -> float:
+    """95% normal-approximation half-width of an accuracy ``p`` measured on ``n`` images, plus one
+    image (1/n) when ``continuity``, so a difference of a single image never fails a check."""
+    return 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n) + (1 / n if continuity else 0.0)
 
 
 def checks(battery: pd.DataFrame, eps: pd.DataFrame, steps: pd.DataFrame, restarts: pd.DataFrame,
@@ -77,7 +79,7 @@ def checks(battery: pd.DataFrame, eps: pd.DataFrame, steps: pd.DataFrame, restar
         worst = acc["worst case"]
         others = weaker[weaker.defense == label]
         bad = [f"{t.threat_model} {t.accuracy:.2f}" for t in others.itertuples()
-               if worst > t.accuracy + _margin(t.accuracy, int(t.images))]
+               if worst > t.accuracy + binomial_margin(t.accuracy, int(t.images))]
         add("white-box no weaker than gray- and black-box", label, not bad,
             f"white-box worst case {worst:.2f}; " + ", ".join(f"{t.threat_model} PGD {t.accuracy:.2f}" for t in others.itertuples()))
         u = unbounded[unbounded.defense == label].accuracy.iloc[0]

@@ -65,9 +65,12 @@ def test_detector_aware_table_reads_only_the_detector_aware_rows():
 
     battery = pd.DataFrame([{"defense": "MagNet", "attack": a, "eps": 0.3, "images": 10, "accuracy": acc}
                             for a, acc in (("pgd", 1.0), ("detector-aware", 0.4), ("worst case", 0.4))])
-    table = adaptive_reports.detector_aware_table(battery, {"adaptive_steps": 100, "adaptive_restarts": 10})
+    table = adaptive_reports.detector_aware_table(battery, steps=100, restarts=10)
     assert table.to_dict("records") == [{"eps": 0.3, "steps": 100, "restarts": 10, "images": 10, "accuracy": 0.4}]
     assert list(table.index) == ["MagNet, detectors in the loop"]
+    assert adaptive_reports.detector_aware_text(table) == "0.400"
+    none = adaptive_reports.detector_aware_table(battery[battery.attack != "detector-aware"], steps=100, restarts=10)
+    assert none == adaptive_reports.MAGNET_MNIST_ONLY == adaptive_reports.detector_aware_text(none)
 
 
 def _seed_run(clean: tuple[float, ...]) -> dict:
@@ -92,3 +95,13 @@ def test_a_pending_figure_says_what_is_missing():
 
     fig = figures.pending("the paper-profile adaptive run of cifar10")
     assert "cifar10 is not recorded yet" in fig.axes[0].texts[0].get_text()
+
+
+def test_mnist_summary_reads_mnist_in_a_cifar10_build(tmp_path, monkeypatch):
+    mnist = recorded.threat_models_glue("mnist") | recorded.adaptive_glue("mnist")
+    cifar = {"rec_claims_held": "1 of 2", "r_ddsa_worst": "0.5"}
+    keys = ("rec_claims_held", "r_ddsa_worst")
+    assert recorded.mnist_summary("cifar10", cifar, keys) == {f"mnist_{k}": mnist[k] for k in keys}
+    assert recorded.mnist_summary("mnist", cifar, keys) == {f"mnist_{k}": cifar[k] for k in keys}
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert set(recorded.mnist_summary("cifar10", cifar, keys).values()) == {recorded.PENDING}

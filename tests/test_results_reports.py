@@ -17,6 +17,22 @@ def test_record_carries_provenance_and_is_loadable(tmp_path, monkeypatch):
     assert results.load("paper", "mnist", "demo") is None
 
 
+def test_clean_accuracy_glue_covers_every_dataset_even_those_not_run():
+    glue = reports.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
+    assert glue == {"acc_mnist": "not run in this build", "acc_cifar10": "80.00 %"}
+
+
+def test_attack_accuracy_glue_fills_every_dataset_and_attack():
+    glue = reports.attack_accuracy_glue({"mnist": {"rows": [{"attack": "pgd", "accuracy": 0.0125}]}})
+    assert glue["mnist_pgd_acc"] == "0.013" and glue["mnist_fgsm_acc"] == reports.NOT_RUN
+    assert glue["cifar10_pgd_acc"] == reports.NOT_RUN and len(glue) == 2 * len(paper.ATTACKS)
+
+
+def test_mnist_summary_never_labels_another_dataset_as_mnist():
+    assert reports.mnist_summary("mnist", {"near_ddsa": "90.0 %"}) == {"mnist_near_ddsa": "90.0 %"}
+    assert reports.mnist_summary("cifar10", {"near_ddsa": "12.0 %"}) == {"mnist_near_ddsa": reports.NOT_RUN}
+
+
 def test_no_defense_table_puts_ours_beside_the_paper():
     run = {"rows": [{"attack": "fgsm", "accuracy": 0.30, "images": 10}, {"attack": "pgd", "accuracy": 0.0, "images": 10}]}
     table = reports.no_defense_table(run, "mnist")
