@@ -41,10 +41,13 @@ class Counting(nn.Module):
         return self.model(x)
 
 
-def timed(runs: list[Callable[[], object]], device: torch.device, repeats: int) -> list[float]:
-    """Best wall time of each run over ``repeats`` interleaved rounds, after one warm-up round.
+def timed(runs: list[Callable[[], object]], device: torch.device, repeats: int,
+          min_seconds: float = 0.0) -> list[float]:
+    """Best wall time of each run over interleaved rounds, after one warm-up round: at least
+    ``repeats`` rounds, and more until every run has been timed for ``min_seconds`` in all.
 
-    Interleaving and keeping the best time make the ratio robust to other load on the machine.
+    Interleaving and keeping the best time make the ratio robust to other load on the machine; the
+    time floor gives a cheap attack (FGSM: about 0.15 s a call) as many chances as a slow one.
     """
     def once(run: Callable[[], object]) -> float:
         start = time.perf_counter()
@@ -54,7 +57,9 @@ def timed(runs: list[Callable[[], object]], device: torch.device, repeats: int) 
         return time.perf_counter() - start
     for run in runs:
         once(run)
-    rounds = [[once(run) for run in runs] for _ in range(repeats)]
+    rounds: list[list[float]] = []
+    while len(rounds) < max(1, repeats) or min(map(sum, zip(*rounds, strict=True))) < min_seconds:
+        rounds.append([once(run) for run in runs])
     return [min(times) for times in zip(*rounds, strict=True)]
 
 
@@ -64,6 +69,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--batch", type=int, default=None, help="images per batch (256; quick 64)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs, best kept (3; quick 2)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="least timed seconds per attack and side; more rounds until reached (3; quick 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -74,6 +81,7 @@ def main() -> None:
     device = resolve_device(args.device)
     batch = args.batch or (64 if args.quick else 256)
     repeats = args.repeats or (2 if args.quick else 3)
+    seconds = args.seconds if args.seconds is not None else (0.0 if args.quick else 3.0)
     pgd_steps, cw_iters, loop_images = (10, 10, 8) if args.quick else (40, 50, 16)
 
     torch.manual_seed(args.seed)
@@ -108,8 +116,8 @@ def main() -> None:
                 attack(x, y)
                 iterations[i] = model.calls
         runs = [lambda a=ours[name]: a(x, y), lambda a=theirs[name]: a(x, y)]
-        seconds = timed(runs, device, repeats)
-        rates = [batch * its / sec for its, sec in zip(iterations, seconds, strict=True)]
+        best = timed(runs, device, repeats, seconds)
+        rates = [batch * its / sec for its, sec in zip(iterations, best, strict=True)]
         rows.append({"attack": name, "ours_per_s": rates[0], "torchattacks_per_s": rates[1],
                      "ratio": rates[0] / rates[1], "target": TARGETS.get(name),
                      "unit": "image-iterations/s" if name == "cw" else "images/s",
@@ -134,8 +142,8 @@ def main() -> None:
         print(f"{row['attack']:<32}{row['ours_per_s']:>12.1f}{other:>12.1f}{row['ratio']:>8.2f}"
               f"{target:>8}  {row['note']}{flag}")
     if args.out:
-        report = {"device": str(device), "batch": batch, "repeats": repeats, "quick": args.quick,
-                  "threads": torch.get_num_threads(), "torch": torch.__version__,
+        report = {"device": str(device), "batch": batch, "repeats": repeats, "min_seconds": seconds,
+                  "quick": args.quick, "threads": torch.get_num_threads(), "torch": torch.__version__,
                   "torchattacks": torchattacks.__version__, "python": platform.python_version(),
                   "results": rows}
         with open(args.out, "w") as f:
