@@ -276,9 +276,9 @@ def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFra
 
 def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """MagNet attacked with its detectors in the loop, from the recorded adaptive run, or why it is missing."""
-    rec = rec or adaptive_frames(dataset)
     if dataset != "mnist":
         return adaptive_reports.MAGNET_MNIST_ONLY
+    rec = rec or adaptive_frames(dataset)
     if rec is None or "detector-aware" not in set(rec["battery"].attack):
         return PENDING
     return adaptive_reports.detector_aware_table(rec["battery"], rec["config"]["adaptive_steps"],
