@@ -105,3 +105,12 @@ def test_mnist_summary_reads_mnist_in_a_cifar10_build(tmp_path, monkeypatch):
     assert recorded.mnist_summary("mnist", cifar, keys) == {f"mnist_{k}": cifar[k] for k in keys}
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert set(recorded.mnist_summary("cifar10", cifar, keys).values()) == {recorded.PENDING}
+
+
+def test_every_recorded_summary_key_of_the_landing_page_has_a_source():
+    import re
+    from pathlib import Path
+
+    intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
+    keys = set(re.findall(r"::mnist_((?:rec|r)_\w+?):s`", intro))
+    assert keys == set(recorded.SUMMARY_SOURCES)  # a new recorded summary key needs its glue named
