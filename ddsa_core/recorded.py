@@ -207,8 +207,7 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     if doc is None:
         return _pending("rec_claims_held", "rec_tm_provenance", "rec_ddsa_white_pgd", "rec_ddsa_gray_pgd", "rec_dda_white_pgd")
     run = doc["results"]
-    held = reports.claims_table(run, dataset)["holds in ours"]
-    return {"rec_claims_held": f"{int((held == True).sum())} of {int(held.notna().sum())}",  # noqa: E712
+    return {"rec_claims_held": reports.claims_held_text(reports.claims_table(run, dataset)),
             "rec_tm_provenance": results.describe(doc),
             "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
             "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",

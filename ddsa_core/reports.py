@@ -77,6 +77,12 @@ def mnist_summary(dataset: str, values: dict[str, str]) -> dict[str, str]:
     return {f"mnist_{k}": v if dataset == "mnist" else NOT_RUN for k, v in values.items()}
 
 
+def claims_held_text(claims: pd.DataFrame) -> str:
+    """"k of n": how many of the measurable claims in a :func:`claims_table` hold in ours."""
+    held = claims["holds in ours"]
+    return f"{int((held == True).sum())} of {int(held.notna().sum())}"  # noqa: E712
+
+
 def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
     """Clean test accuracy: the paper's, this run's, and the recorded ``paper``-profile run's (or 'pending')."""
     rows = []
