@@ -293,11 +293,13 @@ SUMMARY_SOURCES = {"rec_claims_held": threat_models_glue, "rec_ddsa_white_pgd": 
                    "r_ddsa_worst": adaptive_glue}  # the landing page's recorded keys and the glue that makes each
 
 
-def mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
-    """The landing page's recorded MNIST figures, ``mnist_<key>``, in any build: from ``values`` (the
-    chapter's recorded glue) when it ran MNIST, else read from MNIST's recorded runs (only those ``keys`` need)."""
+def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """``values`` (a chapter's recorded glue) plus the landing page's recorded MNIST figures,
+    ``mnist_<key>`` for each of ``keys``, in any build: from ``values`` when the chapter ran MNIST,
+    else read from MNIST's recorded runs (only those ``keys`` need)."""
+    mnist = values
     if dataset != "mnist":
-        values = {}
+        mnist = {}
         for glue in dict.fromkeys(SUMMARY_SOURCES[k] for k in keys):
-            values |= glue("mnist")
-    return {f"mnist_{k}": values[k] for k in keys}
+            mnist |= glue("mnist")
+    return values | {f"mnist_{k}": mnist[k] for k in keys}

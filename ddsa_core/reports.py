@@ -71,10 +71,11 @@ def attack_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
     return {f"{ds}_{a}_acc": f"{acc[ds, a]:.3f}" if (ds, a) in acc else NOT_RUN for ds in DATASETS for a in paper.ATTACKS}
 
 
-def mnist_summary(dataset: str, values: dict[str, str]) -> dict[str, str]:
-    """The landing page's MNIST summary keys, ``mnist_<key>``: this chapter's ``values`` when it ran
-    MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its numbers under the MNIST label."""
-    return {f"mnist_{k}": v if dataset == "mnist" else NOT_RUN for k, v in values.items()}
+def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
+    """``values`` plus the landing page's live MNIST keys, ``mnist_<key>`` for each of ``keys``: the
+    chapter's value when it ran MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its
+    numbers under the MNIST label. :func:`ddsa_core.recorded.with_mnist_summary` does the same for recorded keys."""
+    return values | {f"mnist_{k}": values[k] if dataset == "mnist" else NOT_RUN for k in keys}
 
 
 def claims_held_text(claims: pd.DataFrame) -> str:
