@@ -2,7 +2,8 @@
 
 `make_config("paper", "mnist")` gives the paper's hyperparameters (Tables 3 and the text of
 Section IV); `make_config("quick", ...)` shrinks data and epochs so the whole book executes on
-two CPU cores. Every bad value raises ``ValueError`` naming the field and what is allowed, before
+two CPU cores; `make_config("smoke", ...)` runs every code path on a few hundred images in minutes,
+for tests and CI, and its numbers mean nothing. Every bad value raises ``ValueError`` naming the field and what is allowed, before
 any compute and before anything is written.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "paper", "smoke")
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
@@ -167,6 +168,14 @@ _QUICK = {
 }
 
 
+# Smoke: the same sizes for both datasets, small enough that every stage of CIFAR-10 runs on a CPU in
+# a few minutes (Square's queries and AutoAttack's steps are the floor); a crash here is a crash at scale.
+_SMOKE = dict(train_size=500, test_size=100, clf_epochs=1, attack_size=20, cw_size=4, cw_max_iter=10,
+              cw_binary_steps=1, ae_epochs=1, ae_val_size=50, magnet_epochs=1, magnet_detector_epochs=1,
+              magnet_val_size=50, adv_epochs=1, bb_holdout=20, bb_rounds=1, bb_epochs=1, adaptive_size=4,
+              adaptive_steps=3, adaptive_restarts=1, square_queries=20)
+
+
 def make_config(profile: str = "quick", dataset: str = "mnist", seed: int = 0,
                 device: str = "auto", **overrides: Any) -> Config:
     """The validated config of a named profile for one dataset, with optional field overrides."""
@@ -176,6 +185,8 @@ def make_config(profile: str = "quick", dataset: str = "mnist", seed: int = 0,
     fields: dict[str, Any] = dict(_PAPER[dataset])
     if profile == "quick":
         fields.update(_QUICK[dataset])
+    elif profile == "smoke":
+        fields.update(_QUICK[dataset] | _SMOKE)
     fields.update(overrides)
     return Config(profile=profile, dataset=dataset, seed=seed, device=device, **fields)
 

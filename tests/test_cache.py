@@ -30,6 +30,17 @@ def test_miss_then_hit(tmp_cache):
     assert torch.equal(t1["w"], t2["w"]) and m2 == {"note": "built"}
 
 
+def test_a_batchnorm_state_dict_round_trips(tmp_cache):
+    # BatchNorm's num_batches_tracked is a 0-d int64 tensor; the CIFAR-10 denoiser has BatchNorm
+    state = torch.nn.BatchNorm2d(3).state_dict()
+    path = cache.artifact_path("demo", cache.content_key(bn=1))
+    cache.save(path, state, {})
+    tensors, _ = cache.load(path)
+    assert tensors["num_batches_tracked"].dim() == 0
+    assert all(torch.equal(tensors[k], v) for k, v in state.items())
+    assert cache._digest({"t": torch.tensor(7)}) != cache._digest({"t": torch.tensor(8)})
+
+
 def test_key_depends_on_every_part():
     base = cache.content_key(dataset="mnist", seed=0, lr=0.01)
     assert base == cache.content_key(lr=0.01, seed=0, dataset="mnist")

@@ -5,7 +5,7 @@ import pytest
 from ddsa_core.config import Config, datasets_for, make_config
 
 BAD = [
-    (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper'\)"),
+    (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper', 'smoke'\)"),
     (dict(profile=3), r"'profile' must be one of"),
     (dict(dataset="svhn"), r"'dataset' must be one of \('mnist', 'cifar10'\)"),
     (dict(dataset="MNIST"), r"'dataset' must be one of"),
@@ -50,6 +50,13 @@ def test_quick_profile_only_shrinks_data_and_epochs():
     q, p = make_config("quick", "mnist"), make_config("paper", "mnist")
     assert q.train_size < 50_000 and q.clf_epochs < p.clf_epochs
     assert (q.clf_optimizer, q.clf_lr, q.eps) == (p.clf_optimizer, p.clf_lr, p.eps)
+
+
+def test_smoke_profile_is_smaller_than_quick_and_keeps_the_papers_attack():
+    for ds in ("mnist", "cifar10"):
+        s, q = make_config("smoke", ds), make_config("quick", ds)
+        assert s.train_size < q.train_size and s.adaptive_size < q.adaptive_size and s.square_queries < q.square_queries
+        assert (s.clf_optimizer, s.clf_lr, s.eps) == (q.clf_optimizer, q.clf_lr, q.eps)
 
 
 def test_config_is_frozen_and_replace_validates():

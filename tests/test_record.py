@@ -8,7 +8,11 @@ from ddsa_core.config import make_config
 
 def test_bad_stage_names_fail_before_any_compute(capsys):
     assert record.main(["--stages", "classifier", "tabel7"]) == 2
-    assert "['tabel7'] unknown; allowed:" in capsys.readouterr().err
+    assert "['tabel7'] unknown for dataset 'mnist'; allowed:" in capsys.readouterr().err
+    assert record.main(["--dataset", "cifar10", "--stages", "baselines"]) == 2  # MagNet is MNIST only
+    assert "['baselines'] unknown for dataset 'cifar10'" in capsys.readouterr().err
+    assert record.stages_for("mnist") == list(record.STAGES)
+    assert "baselines" not in record.stages_for("cifar10") and "gray_box" in record.stages_for("cifar10")
 
 
 def test_a_failing_stage_is_reported_and_later_stages_still_run(monkeypatch, tmp_path):
