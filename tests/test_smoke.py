@@ -5,8 +5,16 @@ run has been recorded yet, so this is what keeps the CIFAR-10 path of chapters 4
 ``python -m ddsa_core.record`` from breaking unseen (it found a cache digest that crashed on the
 CIFAR-10 denoiser's BatchNorm counter, and MagNet's stage run on CIFAR-10).
 """
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
 from ddsa_core import record, results
 from ddsa_core.config import make_config
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
 
 
 def test_every_cifar10_stage_records_in_the_smoke_profile(monkeypatch, tmp_path):
@@ -16,3 +24,19 @@ def test_every_cifar10_stage_records_in_the_smoke_profile(monkeypatch, tmp_path)
     assert {r["stage"]: r["status"] for r in rows} == {s: "recorded" for s in record.stages_for("cifar10")}
     gray = results.load("smoke", "cifar10", "gray_box")
     assert gray["data_source"].startswith("cifar10") and gray["config"]["profile"] == "smoke"
+
+
+@pytest.mark.parametrize("chapter", ["04_ddsa", "06_results", "07_adaptive"])
+def test_cifar10_chapters_execute_in_the_smoke_profile(chapter, monkeypatch, tmp_path):
+    # The default build runs chapters 4 to 7 on MNIST; this runs them on CIFAR-10, with the committed
+    # paper-profile runs in place so the CIFAR-10 build's reading of MNIST's records is exercised too.
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "paper").symlink_to(results.results_root() / "paper")
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path / "results"))
+    out = tmp_path / f"{chapter}.ipynb"
+    papermill.execute_notebook(str(BOOK / f"{chapter}.ipynb"), str(out), parameters={"profile": "smoke", "dataset": "cifar10"},
+                               cwd=str(BOOK), kernel_name="python3", progress_bar=False)
+    glued = {o["metadata"]["scrapbook"]["name"] for c in nbformat.read(out, as_version=4).cells
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    assert glued, "the chapter glued nothing"
+    assert (tmp_path / "results" / "smoke" / "cifar10").is_dir()  # it recorded its CIFAR-10 runs
