@@ -17,7 +17,7 @@ from torch import nn
 
 from . import attacks, cache, data
 from .adversarial import AdversarialSet, craft
-from .config import Config
+from .config import Config, denoiser_train_size
 from .evaluation import accuracy, outputs
 from .models import build_denoiser
 from .runtime import resolve_device
@@ -78,7 +78,7 @@ def denoiser_key(cfg: Config, name: str, classifier_key: str) -> str:
     return cache.content_key(
         kind="denoiser", defense=name, arch=f"table4-{cfg.dataset}", classifier=classifier_key,
         source=data.data_source(cfg.dataset), optimizer=cfg.ae_optimizer, lr=cfg.ae_lr,
-        batch_size=cfg.ae_batch_size, epochs=cfg.ae_epochs, train_size=cfg.train_size, eps=cfg.eps, seed=cfg.seed,
+        batch_size=cfg.ae_batch_size, epochs=cfg.ae_epochs, train_size=denoiser_train_size(cfg), eps=cfg.eps, seed=cfg.seed,
         mu=cfg.sparsity_mu, beta=cfg.sparsity_beta if name == "ddsa" else None, code=TRAINING_CODE_VERSION,
         recipe=RECIPE,
     )
@@ -100,7 +100,7 @@ def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
     def train(model: nn.Module, checkpoint: Path) -> list[dict]:
         """Fit; if the first epoch collapses, restart it once from the same weights with the output bias
         at the data's mean. A run that does not collapse is the same as without the check."""
-        x, adv = pgd_examples(cfg, clf, "train", cfg.train_size)
+        x, adv = pgd_examples(cfg, clf, "train", denoiser_train_size(cfg))
         xv, adv_v = pgd_examples(cfg, clf, watch, cfg.ae_val_size)
         yv = data.load(cfg.dataset, watch, cfg.ae_val_size)[1]
         init = {k: v.clone() for k, v in model.state_dict().items()}

@@ -5,7 +5,7 @@ import pytest
 from ddsa_core.config import Config, datasets_for, make_config
 
 BAD = [
-    (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper', 'smoke'\)"),
+    (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper', 'smoke', 'reduced'\)"),
     (dict(profile=3), r"'profile' must be one of"),
     (dict(dataset="svhn"), r"'dataset' must be one of \('mnist', 'cifar10'\)"),
     (dict(dataset="MNIST"), r"'dataset' must be one of"),
