@@ -1,6 +1,6 @@
-"""Wall time of the recorded paper-profile run, per stage, read from ``results/paper/<dataset>/*.json``.
+"""Wall time of a recorded run, per stage, read from ``results/<profile>/<dataset>/*.json``.
 
-``python benchmarks/paper_stages.py [--dataset mnist]`` prints a Markdown table: each stage of
+``python benchmarks/paper_stages.py [--dataset mnist] [--profile paper|reduced]`` prints a Markdown table: each stage of
 ``python -m ddsa_core.record`` with the device, commit and date it ran on, and its wall time.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ddsa_core import record, results  # noqa: E402
 
 
-def stage_rows(dataset: str) -> list[dict]:
+def stage_rows(dataset: str, profile: str = "paper") -> list[dict]:
     """One row per recorded stage, in the recorder's order."""
     rows = []
     for stage in record.STAGES:
-        doc = results.load("paper", dataset, stage)
+        doc = results.load(profile, dataset, stage)
         if doc:
             prov = doc["provenance"]
             rows.append({"stage": stage, "device": prov["device"], "commit": prov["commit"][:7],
@@ -28,7 +28,9 @@ def stage_rows(dataset: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist")
-    rows = stage_rows(parser.parse_args(argv).dataset)
+    parser.add_argument("--profile", default="paper", help="paper or reduced: the committed runs")
+    args = parser.parse_args(argv)
+    rows = stage_rows(args.dataset, args.profile)
     print("| stage | device | commit | started (UTC) | wall s |\n|---|---|---|---|---:|")
     for r in rows:
         print(f"| {r['stage']} | {r['device']} | {r['commit']} | {r['date']} | {r['wall_s']:.0f} |")

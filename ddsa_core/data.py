@@ -29,6 +29,7 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 SPLITS = {"mnist": ("train", "val", "test"), "cifar10": ("train", "test")}
 _MNIST_TRAIN = 50_000
+TRAIN_SIZE = {"mnist": _MNIST_TRAIN, "cifar10": 50_000}  # training images as the paper splits each dataset
 
 
 class DataUnavailable(FileNotFoundError):

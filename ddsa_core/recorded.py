@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import adaptive, adaptive_reports, paper, reports, results, sanity
+from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
+from .config import make_config
 
 PENDING = "pending"
 
@@ -303,3 +304,52 @@ def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ..
         for glue in dict.fromkeys(SUMMARY_SOURCES[k] for k in keys):
             mnist |= glue("mnist")
     return values | {f"mnist_{k}": mnist[k] for k in keys}
+
+
+# --- Table 8 at reduced scale (chapter 4): issue 4's fallback until a GPU records the paper profile ---
+
+REDUCED = "reduced"
+REDUCED_STAGES = ("classifier", "attacks_no_defense", "gray_box")  # what Table 8 needs
+
+
+def reduced_run(dataset: str, name: str) -> dict | None:
+    """A recorded ``reduced``-profile run, ``results/reduced/<dataset>/<name>.json``, if any."""
+    return results.load(REDUCED, dataset, name)
+
+
+def deviations(doc: dict) -> pd.DataFrame:
+    """Every config field of a recorded run that differs from the paper profile's, with both values."""
+    theirs = make_config("paper", doc["dataset"]).to_dict()
+    show = lambda v: "all" if v is None else v
+    rows = [{"field": k, "paper profile": show(theirs[k]), "this run": show(v)}
+            for k, v in doc["config"].items() if k not in ("profile", "device") and v != theirs[k]]
+    return pd.DataFrame(rows, columns=["field", "paper profile", "this run"]).astype(str).set_index("field")
+
+
+def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
+    """The reduced run's gray-box table beside the paper's, and its deviations from the paper profile, or why they are missing."""
+    doc = reduced_run(dataset, "gray_box")
+    if doc is None:
+        return (f"{PENDING}: no reduced-profile gray-box run of {dataset} is recorded yet (python -m ddsa_core.record "
+                f"--profile {REDUCED} --dataset {dataset} --stages {' '.join(REDUCED_STAGES)})")
+    return [reports.gray_box_table(doc["results"], dataset), deviations(doc)]
+
+
+def reduced_glue(dataset: str) -> dict[str, str]:
+    """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, and gray-box PGD accuracy per defense."""
+    key = f"red_{dataset}_"
+    labels = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}
+    out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
+                   key + "paper_hours", *(f"{key}{k}_pgd" for k in labels))
+    if clf := reduced_run(dataset, "classifier"):
+        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
+                key + "clf_provenance": results.describe(clf)}
+    if gray := reduced_run(dataset, "gray_box"):
+        pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
+        out |= {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}"}
+        out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in labels.items()}
+        cfg, paper_cfg = gray["config"], make_config("paper", dataset)
+        rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
+        out |= {key + "pairs_s": f"{rate:.0f}",
+                key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}
+    return out

@@ -115,3 +115,33 @@ def test_every_recorded_summary_key_of_the_landing_page_has_a_source():
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
     keys = set(re.findall(r"::mnist_((?:rec|r)_\w+?):s`", intro))
     assert keys == set(recorded.SUMMARY_SOURCES)  # a new recorded summary key needs its glue named
+
+
+def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
+    import json
+
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    pending = recorded.reduced_glue("cifar10")
+    assert set(pending.values()) == {recorded.PENDING}
+    assert "--profile reduced --dataset cifar10" in recorded.reduced_tables("cifar10")
+    cfg = make_config("reduced", "cifar10")
+    rows = [{"attack": a, "defense": d, "accuracy": 0.5, "images": 1000}
+            for a in ("fgsm", "rfgsm", "cw", "mim", "pgd") for d in ("No defense", "DDSA", "DDA")]
+    for name, res, wall in (("classifier", {"test_accuracy": 0.7, "test_size": 1000}, {"train": 60.0}),
+                            ("gray_box", {"rows": rows}, {"train_dda": 500.0, "train_ddsa": 600.0})):
+        path = tmp_path / "reduced" / "cifar10" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "wall_s": wall, "results": res,
+                                    "provenance": {"device": "cpu", "commit": "abcdef0", "date": "2026-11-25"}}))
+    glue = recorded.reduced_glue("cifar10")
+    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
+    assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
+    table, dev = recorded.reduced_tables("cifar10")
+    assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
+    assert (dev.loc["clf_epochs", "paper profile"], dev.loc["clf_epochs", "this run"]) == ("64", str(cfg.clf_epochs))
+    assert dev.loc["ae_train_size", "paper profile"] == "all"  # None reads as "all", not "None"
+    assert set(dev.index) == {k for k, v in cfg.to_dict().items()
+                              if k not in ("profile", "device") and v != getattr(make_config("paper", "cifar10"), k)}
