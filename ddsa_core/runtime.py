@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -33,8 +34,10 @@ def cache_root() -> Path:
     return path
 
 
+@functools.cache
 def git_commit() -> str:
-    """The repository's HEAD commit, with ``+dirty`` when the work tree has changes.
+    """The repository's HEAD commit, with ``+dirty`` when the work tree has changes, read once per
+    process: a long run records the commit whose code it loaded, not one committed while it ran.
 
     ``$DDSA_COMMIT`` overrides it, for a copy of the work tree without ``.git`` (a GPU machine).
     """
