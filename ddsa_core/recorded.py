@@ -340,15 +340,22 @@ def reduced_glue(dataset: str) -> dict[str, str]:
     key = f"red_{dataset}_"
     labels = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
-                   key + "paper_hours", *(f"{key}{k}_pgd" for k in labels))
+                   key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs",
+                   *(f"{key}{k}_pgd" for k in labels), *(f"{key}{k}_clean" for k in labels))
     if clf := reduced_run(dataset, "classifier"):
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
-                key + "clf_provenance": results.describe(clf)}
+                key + "clf_provenance": f"{clf['provenance']['device']}, commit {clf['provenance']['commit'][:7]}, "
+                                        f"{clf['wall_s']['train'] / 60:.0f} min of training"}  # this_run is ~0 when loaded
     if gray := reduced_run(dataset, "gray_box"):
         pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
         out |= {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}"}
         out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in labels.items()}
+        out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in labels.items()}
         cfg, paper_cfg = gray["config"], make_config("paper", dataset)
+        steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
+        out |= {key + "epochs": str(cfg["ae_epochs"]),
+                key + "steps": f"{steps(cfg['ae_train_size'], cfg['ae_batch_size'], cfg['ae_epochs']):,}",
+                key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}"}
         rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
         out |= {key + "pairs_s": f"{rate:.0f}",
                 key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}

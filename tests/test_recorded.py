@@ -127,7 +127,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert set(pending.values()) == {recorded.PENDING}
     assert "--profile reduced --dataset cifar10" in recorded.reduced_tables("cifar10")
     cfg = make_config("reduced", "cifar10")
-    rows = [{"attack": a, "defense": d, "accuracy": 0.5, "images": 1000}
+    rows = [{"attack": a, "defense": d, "accuracy": 0.5, "clean_accuracy": 0.6, "images": 1000}
             for a in ("fgsm", "rfgsm", "cw", "mim", "pgd") for d in ("No defense", "DDSA", "DDA")]
     for name, res, wall in (("classifier", {"test_accuracy": 0.7, "test_size": 1000}, {"train": 60.0}),
                             ("gray_box", {"rows": rows}, {"train_dda": 500.0, "train_ddsa": 600.0})):
@@ -138,6 +138,9 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     glue = recorded.reduced_glue("cifar10")
     assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
     assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
+    assert glue["red_cifar10_clf_provenance"] == "cpu, commit abcdef0, 1 min of training"
+    assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
+    assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
     assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
     table, dev = recorded.reduced_tables("cifar10")
     assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
