@@ -31,14 +31,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddsa_core import baselines, defenses, models, threat_models
+from ddsa_core import baselines, data, defenses, models, threat_models
 from ddsa_core.config import make_config
 from ddsa_core.models import INPUT_SHAPES
 from ddsa_core.runtime import device_name, resolve_device
 from ddsa_core.training import cross_entropy, make_optimizer
 
 QUICK_BATCH = 16  # --quick caps every batch here, so CI finishes in seconds; not the paper's figures
-TRAIN_IMAGES = {"mnist": 50_000, "cifar10": 50_000}  # the paper profile's training split (MNIST: 10,000 held out)
 
 
 @dataclass
@@ -176,7 +175,7 @@ def bench_network(net: Network, device: torch.device, batch: int, warmup: int, m
             "flop_per_image": flops / batch, "steps_timed": len(times), "median_step_s": median,
             "min_step_s": min(times), "images_per_s": batch / median, "flop_per_s": flops / median,
             "paper_epochs": net.epochs,
-            "paper_train_h": None if net.epochs is None else net.epochs * TRAIN_IMAGES[net.dataset] * median / batch / 3600}
+            "paper_train_h": None if net.epochs is None else net.epochs * data.TRAIN_SIZE[net.dataset] * median / batch / 3600}
 
 
 def main(argv: list[str] | None = None) -> dict:

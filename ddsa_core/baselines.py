@@ -90,15 +90,18 @@ def start_at_mean_image(model: nn.Module, x: torch.Tensor) -> None:
         last.bias.copy_(torch.logit(x.mean(dim=(0, 2, 3)).clamp(1e-3, 1 - 1e-3)))
 
 
-def _require_mnist(cfg: Config) -> None:
-    if cfg.dataset != "mnist":
-        raise ValueError(f"MagNet is built for dataset 'mnist' only (the paper evaluates it on MNIST, Tables 6 "
-                         f"and 9, and its detectors need MNIST's validation split); got {cfg.dataset!r}")
+MAGNET_DATASETS = ("mnist",)  # the paper evaluates MagNet on MNIST only (Tables 6 and 9); its detectors need a validation split
+
+
+def _require_magnet_dataset(cfg: Config) -> None:
+    if cfg.dataset not in MAGNET_DATASETS:
+        raise ValueError(f"MagNet is built for dataset {' or '.join(map(repr, MAGNET_DATASETS))} only (the paper evaluates "
+                         f"it on MNIST, Tables 6 and 9, and its detectors need MNIST's validation split); got {cfg.dataset!r}")
 
 
 def magnet_autoencoder(cfg: Config, part: str) -> Trained:
     """One of MagNet's autoencoders (``"reformer"`` or a :data:`DETECTORS` name), trained on noisy clean images or loaded."""
-    _require_mnist(cfg)
+    _require_magnet_dataset(cfg)
     if part != "reformer" and part not in DETECTORS:
         raise ValueError(f"MagNet part must be one of {('reformer', *DETECTORS)}; got {part!r}")
     device = resolve_device(cfg.device)

@@ -47,7 +47,7 @@ def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
         return _pending(key + "acc", key + "when", key + "val_range")
     val = [h["val_acc"] for h in rec["results"]["history"][-last_epochs:]]
     return {key + "acc": f"{100 * rec['results']['test_accuracy']:.2f} %",
-            key + "when": f"{rec['provenance']['device']}, {rec['wall_s']['train'] / 60:.0f} min of training",
+            key + "when": results.describe_training(rec),
             key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %"}
 
 
@@ -338,28 +338,36 @@ def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
 def reduced_glue(dataset: str) -> dict[str, str]:
     """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, and gray-box PGD accuracy per defense."""
     key = f"red_{dataset}_"
-    labels = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes",
-                   *(f"{key}{k}_pgd" for k in labels), *(f"{key}{k}_clean" for k in labels))
-    if clf := reduced_run(dataset, "classifier"):
+                   *(f"{key}{k}_{col}" for k in REDUCED_LABELS for col in ("pgd", "clean")))
+    if clf := reduced_run(dataset, "classifier"):  # its wall_s["train"]: a later stage only reloads it
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
-                key + "clf_provenance": f"{clf['provenance']['device']}, commit {clf['provenance']['commit'][:7]}, "
-                                        f"{clf['wall_s']['train'] / 60:.0f} min of training"}  # this_run is ~0 when loaded
+                key + "clf_provenance": results.describe_training(clf, commit=True)}
     docs = [reduced_run(dataset, name) for name in REDUCED_STAGES]
     if all(docs):  # the classifier's training, which a later stage only reloads, plus each stage's own time
         out[key + "minutes"] = f"{(docs[0]['wall_s']['train'] + sum(results.wall_total(d) for d in docs[1:])) / 60:.0f}"
     if gray := reduced_run(dataset, "gray_box"):
-        pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
-        out |= {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}"}
-        out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in labels.items()}
-        out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in labels.items()}
-        cfg, paper_cfg = gray["config"], make_config("paper", dataset)
-        steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
-        out |= {key + "epochs": str(cfg["ae_epochs"]),
-                key + "steps": f"{steps(cfg['ae_train_size'], cfg['ae_batch_size'], cfg['ae_epochs']):,}",
-                key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}"}
-        rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
-        out |= {key + "pairs_s": f"{rate:.0f}",
-                key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}
+        out |= _reduced_gray_glue(gray, key)
     return out
+
+
+REDUCED_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
+
+
+def _reduced_gray_glue(gray: dict, key: str) -> dict[str, str]:
+    """The gray-box part of :func:`reduced_glue`: PGD and clean accuracy per defense, and the denoisers'
+    optimiser steps and training rate against what the paper's scale needs."""
+    dataset, cfg = gray["dataset"], gray["config"]
+    pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
+    out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}"}
+    out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
+    out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
+    paper_cfg = make_config("paper", dataset)
+    steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
+    rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
+    return out | {key + "epochs": str(cfg["ae_epochs"]),
+                  key + "steps": f"{steps(cfg['ae_train_size'], cfg['ae_batch_size'], cfg['ae_epochs']):,}",
+                  key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}",
+                  key + "pairs_s": f"{rate:.0f}",
+                  key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}

@@ -400,7 +400,7 @@ def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
 
     build = {"No defense": lambda: (clf.model, clf.key), "DDSA": lambda: denoised("ddsa"), "MagNet": magnet,
              "Adv. training": adversarially_trained, "DDA": lambda: denoised("dda")}
-    if cfg.dataset != "mnist":
+    if cfg.dataset not in baselines.MAGNET_DATASETS:
         del build["MagNet"]
     unknown = sorted(set(only or ()) - set(build))
     if unknown:
