@@ -389,15 +389,17 @@ def threat_model_bars(frame) -> Figure:
 
 
 def denoised_examples(ex: dict, classes=None) -> Figure:
-    """Figures 7-8: adversarial images (top) over their DDSA reconstructions (bottom), with predicted label and probability."""
+    """Figures 7-8: clean images (top), their adversarial examples, and the DDSA reconstructions of those
+    (bottom), each with the classifier's predicted label and probability."""
+    rows = (("clean", "x", "clean_pred"), ("adversarial", "x_adv", "adv_pred"), ("denoised", "denoised", "den_pred"))
     n = len(ex["y"])
-    fig, axes = plt.subplots(2, n, figsize=(1.45 * n, 3.3), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.45 * n, 1.65 * len(rows)), squeeze=False)
     name = (lambda k: classes[k]) if classes else str
-    for i in range(n):
-        for row, (img, (p, k)) in enumerate(((ex["x_adv"][i], ex["adv_pred"]), (ex["denoised"][i], ex["den_pred"]))):
-            _image(axes[row][i], img, f"{name(int(k[i]))}: {100 * float(p[i]):.1f}%", vmin=0, vmax=1)
-    axes[0][0].set_ylabel("adversarial")
-    axes[1][0].set_ylabel("denoised")
+    for row, (label, images, pred) in enumerate(rows):
+        p, k = ex[pred]
+        for i in range(n):
+            _image(axes[row][i], ex[images][i], f"{name(int(k[i]))}: {100 * float(p[i]):.1f}%", vmin=0, vmax=1)
+        axes[row][0].set_ylabel(label)
     fig.tight_layout()
     plt.close(fig)
     return fig

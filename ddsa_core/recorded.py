@@ -309,12 +309,18 @@ def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ..
 # --- Table 8 at reduced scale (chapter 4): issue 4's fallback until a GPU records the paper profile ---
 
 REDUCED = "reduced"
-REDUCED_STAGES = ("classifier", "attacks_no_defense", "gray_box")  # what Table 8 needs
+REDUCED_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examples")  # Table 8 and Figure 8
 
 
 def reduced_run(dataset: str, name: str) -> dict | None:
     """A recorded ``reduced``-profile run, ``results/reduced/<dataset>/<name>.json``, if any."""
     return results.load(REDUCED, dataset, name)
+
+
+def reduced_examples(dataset: str) -> dict | None:
+    """Figure 8's images from the reduced run's DDSA (adversarial over denoised), if recorded."""
+    doc = reduced_run(dataset, "denoised_examples")
+    return reports.recorded_examples(doc) if doc else None
 
 
 def deviations(doc: dict) -> pd.DataFrame:

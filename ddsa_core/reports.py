@@ -194,16 +194,40 @@ def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[floa
 
 
 def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
-    """Figures 7-8: adversarial images, their DDSA reconstructions, and the classifier's top label and probability."""
+    """Figures 7-8: clean and adversarial images, the DDSA reconstructions of the latter, and the classifier's top label and probability on each."""
     clf = classifier(cfg)
     x, y = data.load(cfg.dataset, "test", attack_slice(cfg, attack))  # the set the attacks chapter cached
     atk = attacks.build(attack, clf.model, cfg.dataset, **attack_overrides(cfg, attack))
     adv = craft(atk, x, y, clf.key, f"{cfg.dataset}/test/first-{len(y)}", cfg.seed, cfg.eval_batch_size)
-    x_adv, y = adv.x_adv[:n], y[:n]
+    x, x_adv, y = x[:n], adv.x_adv[:n], y[:n]
     denoised = outputs(run["denoisers"]["ddsa"], x_adv)
-    p_adv, p_den = predict_proba(clf.model, x_adv), predict_proba(clf.model, denoised)
-    return {"x_adv": x_adv, "denoised": denoised, "y": y,
-            "adv_pred": p_adv.max(1), "den_pred": p_den.max(1)}
+    top = lambda images: predict_proba(clf.model, images).max(1)
+    return {"x": x, "x_adv": x_adv, "denoised": denoised, "y": y,
+            "clean_pred": top(x), "adv_pred": top(x_adv), "den_pred": top(denoised)}
+
+
+EXAMPLE_IMAGES = ("x", "x_adv", "denoised")  # :func:`denoised_examples`' images and their top predictions
+EXAMPLE_PREDICTIONS = ("clean_pred", "adv_pred", "den_pred")
+
+
+def denoised_examples_run(cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
+    """:func:`denoised_examples` of ``cfg``'s DDSA, recorded as ``denoised_examples`` so that a build
+    without the weights can draw Figures 7-8 (images stored as 8-bit pixels)."""
+    t0 = time.perf_counter()
+    ex = denoised_examples({"denoisers": {"ddsa": defenses.denoiser(cfg, "ddsa").model}}, cfg, attack, n)
+    out = {"attack": attack, "y": ex["y"].tolist()} | {k: results.pack_images(ex[k]) for k in EXAMPLE_IMAGES}
+    out |= {f"{part}_{field}": getattr(ex[part], field).tolist() for part in EXAMPLE_PREDICTIONS
+            for field in ("values", "indices")}
+    results.record("denoised_examples", cfg, out, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return ex
+
+
+def recorded_examples(doc: dict) -> dict:
+    """The examples of a recorded ``denoised_examples`` run, shaped as :func:`denoised_examples` returns them."""
+    res = doc["results"]
+    pred = lambda part: (torch.tensor(res[f"{part}_values"]), torch.tensor(res[f"{part}_indices"]))
+    return ({k: results.unpack_images(res[k]) for k in EXAMPLE_IMAGES} | {"y": torch.tensor(res["y"])}
+            | {part: pred(part) for part in EXAMPLE_PREDICTIONS})
 
 
 def sparsity_frame(run: dict) -> pd.DataFrame:

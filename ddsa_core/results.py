@@ -5,6 +5,7 @@ The ``paper`` profile's files are committed and are what the book shows as "reco
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -42,6 +43,18 @@ def record(name: str, cfg: Config, results: dict[str, Any], wall_s: dict[str, fl
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     cache.atomic_write(result_path(cfg.profile, cfg.dataset, name), lambda tmp: tmp.write_text(text))
     return doc
+
+
+def pack_images(x: torch.Tensor) -> dict[str, Any]:
+    """Images in [0, 1] as JSON: their shape and base64 of their uint8 pixels (for figures, not for attacks)."""
+    pixels = (x.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    return {"shape": list(pixels.shape), "uint8_base64": base64.b64encode(pixels.numpy().tobytes()).decode("ascii")}
+
+
+def unpack_images(packed: dict[str, Any]) -> torch.Tensor:
+    """The float images in [0, 1] of :func:`pack_images`, each pixel rounded to 1/255."""
+    raw = bytearray(base64.b64decode(packed["uint8_base64"]))
+    return torch.frombuffer(raw, dtype=torch.uint8).reshape(packed["shape"]).float() / 255
 
 
 def load(profile: str, dataset: str, name: str) -> dict | None:

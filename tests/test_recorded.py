@@ -131,7 +131,8 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
             for a in ("fgsm", "rfgsm", "cw", "mim", "pgd") for d in ("No defense", "DDSA", "DDA")]
     for name, res, wall in (("classifier", {"test_accuracy": 0.7, "test_size": 1000}, {"train": 60.0, "this_run": 1.0}),
                             ("attacks_no_defense", {"rows": rows}, {"this_run": 120.0}),
-                            ("gray_box", {"rows": rows}, {"train_dda": 500.0, "train_ddsa": 600.0, "this_run": 1200.0})):
+                            ("gray_box", {"rows": rows}, {"train_dda": 500.0, "train_ddsa": 600.0, "this_run": 1200.0}),
+                            ("denoised_examples", {}, {"this_run": 60.0})):
         path = tmp_path / "reduced" / "cifar10" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "wall_s": wall, "results": res,
@@ -140,7 +141,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
     assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
     assert glue["red_cifar10_clf_provenance"] == "cpu, commit abcdef0, 1 min of training"
-    assert glue["red_cifar10_minutes"] == "23"  # 60 s of training, not the reload's 1 s, + 120 s + 1,200 s
+    assert glue["red_cifar10_minutes"] == "24"  # 60 s of training, not the reload's 1 s, + 120 s + 1,200 s + 60 s
     assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
     assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
     assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"

@@ -59,3 +59,20 @@ def test_pgd_iterations_run_attacks_with_each_iteration_count_on_the_adaptive_sl
     assert set(frame.defense) == {"No defense", "DDSA", "DDA"}
     none = frame[frame.defense == "No defense"].set_index("nb_iter").accuracy
     assert none[3] <= none[1]  # eps 0.3: three steps of 0.01 from the same random start do no worse than one
+
+
+def test_recorded_denoised_examples_draw_as_the_live_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    torch.manual_seed(0)
+    live = {k: torch.rand(3, 3, 32, 32) for k in reports.EXAMPLE_IMAGES} | {"y": torch.tensor([3, 8, 8])}
+    live |= {k: torch.rand(3, 10).max(1) for k in reports.EXAMPLE_PREDICTIONS}
+    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: type("T", (), {"model": None}))
+    monkeypatch.setattr(reports, "denoised_examples", lambda run, cfg, attack, n: live)
+    reports.denoised_examples_run(make_config("smoke", "cifar10"))
+    back = reports.recorded_examples(results.load("smoke", "cifar10", "denoised_examples"))
+    assert set(back) == set(live)
+    for part in reports.EXAMPLE_IMAGES:  # 8-bit pixels: within half a level of the float image
+        assert back[part].shape == live[part].shape and (back[part] - live[part]).abs().max() <= 0.5 / 255 + 1e-6
+    assert torch.equal(back["y"], live["y"])
+    for part in reports.EXAMPLE_PREDICTIONS:
+        assert torch.allclose(back[part][0], live[part].values) and torch.equal(back[part][1], live[part].indices)
