@@ -345,7 +345,7 @@ def reduced_glue(dataset: str) -> dict[str, str]:
     """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, and gray-box PGD accuracy per defense."""
     key = f"red_{dataset}_"
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
-                   key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes",
+                   key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
                    *(f"{key}{k}_{col}" for k in REDUCED_LABELS for col in ("pgd", "clean")))
     if clf := reduced_run(dataset, "classifier"):  # its wall_s["train"]: a later stage only reloads it
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
@@ -372,7 +372,7 @@ def _reduced_gray_glue(gray: dict, key: str) -> dict[str, str]:
     paper_cfg = make_config("paper", dataset)
     steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
     rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
-    return out | {key + "epochs": str(cfg["ae_epochs"]),
+    return out | {key + "epochs": str(cfg["ae_epochs"]), key + "pairs": f"{cfg['ae_train_size']:,}",
                   key + "steps": f"{steps(cfg['ae_train_size'], cfg['ae_batch_size'], cfg['ae_epochs']):,}",
                   key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}",
                   key + "pairs_s": f"{rate:.0f}",

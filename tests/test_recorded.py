@@ -144,6 +144,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert glue["red_cifar10_minutes"] == "24"  # 60 s of training, not the reload's 1 s, + 120 s + 1,200 s + 60 s
     assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
     assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
+    assert glue["red_cifar10_pairs"] == f"{cfg.ae_train_size:,}"
     assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
     table, dev = recorded.reduced_tables("cifar10")
     assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
