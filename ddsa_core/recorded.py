@@ -7,10 +7,13 @@ and :mod:`ddsa_core.adaptive_reports`.
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
 from .config import make_config
+from .models import INPUT_SHAPES
 
 PENDING = "pending"
 
@@ -342,14 +345,19 @@ def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
 
 
 def reduced_glue(dataset: str) -> dict[str, str]:
-    """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, and gray-box PGD accuracy per defense."""
+    """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, gray-box PGD accuracy per
+    defense, and the RMS pixel error PGD adds against what DDSA leaves on the validation images."""
     key = f"red_{dataset}_"
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
+                   key + "pgd_rms", key + "ddsa_rms",
                    *(f"{key}{k}_{col}" for k in REDUCED_LABELS for col in ("pgd", "clean")))
     if clf := reduced_run(dataset, "classifier"):  # its wall_s["train"]: a later stage only reloads it
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
                 key + "clf_provenance": results.describe_training(clf, commit=True)}
+    if attacks := reduced_run(dataset, "attacks_no_defense"):  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
+        pgd = next(r for r in attacks["results"]["rows"] if r["attack"] == "pgd")
+        out[key + "pgd_rms"] = f"{pgd['mean_l2'] / math.sqrt(math.prod(INPUT_SHAPES[dataset])):.3f}"
     docs = [reduced_run(dataset, name) for name in REDUCED_STAGES]
     if all(docs):  # the classifier's training, which a later stage only reloads, plus each stage's own time
         out[key + "minutes"] = f"{(docs[0]['wall_s']['train'] + sum(results.wall_total(d) for d in docs[1:])) / 60:.0f}"
@@ -366,7 +374,8 @@ def _reduced_gray_glue(gray: dict, key: str) -> dict[str, str]:
     optimiser steps and training rate against what the paper's scale needs."""
     dataset, cfg = gray["dataset"], gray["config"]
     pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
-    out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}"}
+    out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",
+           key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
     out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
     out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
     paper_cfg = make_config("paper", dataset)

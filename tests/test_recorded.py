@@ -130,8 +130,10 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     rows = [{"attack": a, "defense": d, "accuracy": 0.5, "clean_accuracy": 0.6, "images": 1000}
             for a in ("fgsm", "rfgsm", "cw", "mim", "pgd") for d in ("No defense", "DDSA", "DDA")]
     for name, res, wall in (("classifier", {"test_accuracy": 0.7, "test_size": 1000}, {"train": 60.0, "this_run": 1.0}),
-                            ("attacks_no_defense", {"rows": rows}, {"this_run": 120.0}),
-                            ("gray_box", {"rows": rows}, {"train_dda": 500.0, "train_ddsa": 600.0, "this_run": 1200.0}),
+                            ("attacks_no_defense", {"rows": [r | {"mean_l2": 0.2 * 3072 ** 0.5} for r in rows]},
+                             {"this_run": 120.0}),
+                            ("gray_box", {"rows": rows, "history": {"ddsa": [{"val_mse_pgd": 0.04}, {"val_mse_pgd": 0.01}]}},
+                             {"train_dda": 500.0, "train_ddsa": 600.0, "this_run": 1200.0}),
                             ("denoised_examples", {}, {"this_run": 60.0})):
         path = tmp_path / "reduced" / "cifar10" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +147,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
     assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
     assert glue["red_cifar10_pairs"] == f"{cfg.ae_train_size:,}"
+    assert (glue["red_cifar10_pgd_rms"], glue["red_cifar10_ddsa_rms"]) == ("0.200", "0.100")  # the last epoch's MSE
     assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
     table, dev = recorded.reduced_tables("cifar10")
     assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
