@@ -72,6 +72,13 @@ def wall_total(doc: dict) -> float:
     return sum(v for k, v in wall.items() if isinstance(v, (int, float)) and k != "train_classifier")
 
 
+def compute_s(doc: dict) -> float:
+    """Seconds a recorded stage's results cost: its own run, or, when it reloaded cached sets and weights,
+    the crafting and training times they carry (the classifier's training is its own stage's)."""
+    carried = sum(v for k, v in doc["wall_s"].items() if k.startswith(("craft_", "train_")) and k != "train_classifier")
+    return max(wall_total(doc), carried)
+
+
 def describe(doc: dict) -> str:
     """One line of a recorded result's provenance: device, commit, date and wall time."""
     prov = doc["provenance"]
