@@ -75,7 +75,8 @@ def wall_total(doc: dict) -> float:
 def compute_s(doc: dict) -> float:
     """Seconds a recorded stage's results cost: its own run, or, when it reloaded cached sets and weights,
     the crafting and training times they carry (the classifier's training counts in its own stage only)."""
-    carried = sum(v for k, v in doc["wall_s"].items() if k.startswith(("craft_", "train")) and k != "train_classifier")
+    carried = sum(v for k, v in doc["wall_s"].items()
+                  if k.startswith(("craft_", "train")) and k != "train_classifier" and isinstance(v, (int, float)))
     return max(wall_total(doc), carried)
 
 
