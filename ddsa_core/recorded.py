@@ -321,7 +321,7 @@ def reduced_run(dataset: str, name: str) -> dict | None:
 
 
 def reduced_examples(dataset: str) -> dict | None:
-    """Figure 8's images from the reduced run's DDSA (adversarial over denoised), if recorded."""
+    """Figure 8's images from the reduced run's DDSA (clean, adversarial, denoised), if recorded."""
     doc = reduced_run(dataset, "denoised_examples")
     return reports.recorded_examples(doc) if doc else None
 
@@ -352,16 +352,16 @@ def reduced_glue(dataset: str) -> dict[str, str]:
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
                    key + "pgd_rms", key + "ddsa_rms",
                    *(f"{key}{k}_{col}" for k in REDUCED_LABELS for col in ("pgd", "clean")))
-    if clf := reduced_run(dataset, "classifier"):  # its wall_s["train"]: a later stage only reloads it
+    docs = {name: reduced_run(dataset, name) for name in REDUCED_STAGES}
+    if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
                 key + "clf_provenance": results.describe_training(clf, commit=True)}
-    if attacks := reduced_run(dataset, "attacks_no_defense"):  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
+    if attacks := docs["attacks_no_defense"]:  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
         pgd = next(r for r in attacks["results"]["rows"] if r["attack"] == "pgd")
         out[key + "pgd_rms"] = f"{pgd['mean_l2'] / math.sqrt(math.prod(INPUT_SHAPES[dataset])):.3f}"
-    docs = [reduced_run(dataset, name) for name in REDUCED_STAGES]
-    if all(docs):  # what each stage cost, the crafting and training it reloaded included
-        out[key + "minutes"] = f"{sum(results.compute_s(d) for d in docs) / 60:.0f}"
-    if gray := reduced_run(dataset, "gray_box"):
+    if all(docs.values()):  # what each stage cost, the crafting and training it reloaded included
+        out[key + "minutes"] = f"{sum(results.compute_s(d) for d in docs.values()) / 60:.0f}"
+    if gray := docs["gray_box"]:
         out |= _reduced_gray_glue(gray, key)
     return out
 

@@ -86,8 +86,8 @@ def describe(doc: dict) -> str:
     return f"{prov['device']}, commit {prov['commit'][:7]}, {prov['date'][:10]}, {wall_total(doc) / 60:.1f} min"
 
 
-def describe_training(doc: dict, wall_key: str = "train", commit: bool = False) -> str:
-    """The device (and commit) of a recorded run and the minutes its ``wall_s[wall_key]`` training took."""
+def describe_training(doc: dict, commit: bool = False) -> str:
+    """The device (and commit) of a recorded run and the minutes its ``wall_s["train"]`` training took."""
     prov = doc["provenance"]
     where = f"{prov['device']}, commit {prov['commit'][:7]}" if commit else prov["device"]
-    return f"{where}, {doc['wall_s'][wall_key] / 60:.0f} min of training"
+    return f"{where}, {doc['wall_s']['train'] / 60:.0f} min of training"
