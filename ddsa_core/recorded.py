@@ -44,14 +44,20 @@ def history_frame() -> pd.DataFrame:
 
 
 def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
-    """``rec_<dataset>_*``: test accuracy, device and training minutes, the validation range over the last epochs."""
+    """``rec_<dataset>_*``: test accuracy, device and training minutes, the held-out accuracy's range over
+    the last epochs and its best epoch, and the training loss at its lowest and at the end."""
     rec, key = classifier(dataset), f"rec_{dataset}_"
     if rec is None:
-        return _pending(key + "acc", key + "when", key + "val_range")
-    val = [h["val_acc"] for h in rec["results"]["history"][-last_epochs:]]
+        return _pending(key + "acc", key + "when", key + "val_range", key + "peak", key + "loss")
+    history = rec["results"]["history"]
+    metric = "val_acc" if "val_acc" in history[0] else "test_acc"  # CIFAR-10 has no validation split
+    val = [h[metric] for h in history[-last_epochs:]]
+    best, low, last = max(history, key=lambda h: h[metric]), min(history, key=lambda h: h["loss"]), history[-1]
     return {key + "acc": f"{100 * rec['results']['test_accuracy']:.2f} %",
             key + "when": results.describe_training(rec),
-            key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %"}
+            key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %",
+            key + "peak": f"{100 * best[metric]:.1f} % at epoch {best['epoch']}",
+            key + "loss": f"{low['loss']:.2f} at epoch {low['epoch']} to {last['loss']:.2f} at epoch {last['epoch']}"}
 
 
 def no_defense_table(dataset: str) -> pd.DataFrame | str:
@@ -309,20 +315,21 @@ def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ..
     return values | {f"mnist_{k}": mnist[k] for k in keys}
 
 
-# --- Table 8 at reduced scale (chapter 4): issue 4's fallback until a GPU records the paper profile ---
+# --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---
 
 REDUCED = "reduced"
+TABLE8_PROFILES = {"paper": "pap", REDUCED: "red"}  # a recorded CIFAR-10 profile: the prefix of its glue keys
 REDUCED_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examples")  # Table 8 and Figure 8
 
 
-def reduced_run(dataset: str, name: str) -> dict | None:
-    """A recorded ``reduced``-profile run, ``results/reduced/<dataset>/<name>.json``, if any."""
-    return results.load(REDUCED, dataset, name)
+def table8_run(dataset: str, name: str, profile: str = REDUCED) -> dict | None:
+    """A recorded run of Table 8's stages, ``results/<profile>/<dataset>/<name>.json``, if any."""
+    return results.load(profile, dataset, name)
 
 
-def reduced_examples(dataset: str) -> dict | None:
-    """Figure 8's images from the reduced run's DDSA (clean, adversarial, denoised), if recorded."""
-    doc = reduced_run(dataset, "denoised_examples")
+def denoised_examples(dataset: str, profile: str) -> dict | None:
+    """Figure 8's images from a recorded run's DDSA (clean, adversarial, denoised), if recorded."""
+    doc = table8_run(dataset, "denoised_examples", profile)
     return reports.recorded_examples(doc) if doc else None
 
 
@@ -337,24 +344,34 @@ def deviations(doc: dict) -> pd.DataFrame:
 
 def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
     """The reduced run's gray-box table beside the paper's, and its deviations from the paper profile, or why they are missing."""
-    doc = reduced_run(dataset, "gray_box")
+    doc = table8_run(dataset, "gray_box")
     if doc is None:
         return (f"{PENDING}: no reduced-profile gray-box run of {dataset} is recorded yet (python -m ddsa_core.record "
                 f"--profile {REDUCED} --dataset {dataset} --stages {' '.join(REDUCED_STAGES)})")
     return [reports.gray_box_table(doc["results"], dataset), deviations(doc)]
 
 
-def reduced_glue(dataset: str) -> dict[str, str]:
-    """``red_<dataset>_*``: the reduced run's provenance, classifier accuracy, gray-box PGD accuracy per
+def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
+    """The paper's gray-box claims measured on a recorded gray-box run (Table 7 or 8) alone, or why it is missing."""
+    doc = table8_run(dataset, "gray_box", profile)
+    if doc is None:
+        return f"{PENDING}: no {profile}-profile gray-box run of {dataset} is recorded yet"
+    claims = reports.claims_table({"gray_box": doc["results"]["rows"]}, dataset)
+    return claims[claims["threat model"] == "gray-box"]
+
+
+def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
+    """``<red|pap>_<dataset>_*``: a recorded run's provenance, classifier accuracy, gray-box PGD accuracy per
     defense, and the RMS pixel error PGD adds against what DDSA leaves on the validation images."""
-    key = f"red_{dataset}_"
+    key = f"{TABLE8_PROFILES[profile]}_{dataset}_"
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
                    key + "pgd_rms", key + "ddsa_rms",
-                   *(f"{key}{k}_{col}" for k in REDUCED_LABELS for col in ("pgd", "clean")))
-    docs = {name: reduced_run(dataset, name) for name in REDUCED_STAGES}
+                   *(f"{key}{k}_{col}" for k in GRAY_LABELS for col in ("pgd", "clean")))
+    docs = {name: table8_run(dataset, name, profile) for name in REDUCED_STAGES}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
-        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on the first {clf['results']['test_size']:,} test images",
+        n, first = clf["results"]["test_size"], "the first " if clf["config"]["test_size"] else "all "  # None: every test image
+        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on {first}{n:,} test images",
                 key + "clf_provenance": results.describe_training(clf, commit=True)}
     if attacks := docs["attacks_no_defense"]:  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
         pgd = next(r for r in attacks["results"]["rows"] if r["attack"] == "pgd")
@@ -362,27 +379,28 @@ def reduced_glue(dataset: str) -> dict[str, str]:
     if all(docs.values()):  # what each stage cost, the crafting and training it reloaded included
         out[key + "minutes"] = f"{sum(results.compute_s(d) for d in docs.values()) / 60:.0f}"
     if gray := docs["gray_box"]:
-        out |= _reduced_gray_glue(gray, key)
+        out |= _gray_glue(gray, key)
     return out
 
 
-REDUCED_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
+GRAY_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
 
 
-def _reduced_gray_glue(gray: dict, key: str) -> dict[str, str]:
-    """The gray-box part of :func:`reduced_glue`: PGD and clean accuracy per defense, and the denoisers'
+def _gray_glue(gray: dict, key: str) -> dict[str, str]:
+    """The gray-box part of :func:`table8_glue`: PGD and clean accuracy per defense, and the denoisers'
     optimiser steps and training rate against what the paper's scale needs."""
     dataset, cfg = gray["dataset"], gray["config"]
+    pairs = cfg["ae_train_size"] or cfg["train_size"] or data.TRAIN_SIZE[dataset]  # None: the whole training split
     pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
-    out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
-    out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in REDUCED_LABELS.items()}
+    out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
+    out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     paper_cfg = make_config("paper", dataset)
     steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
-    rate = cfg["ae_train_size"] * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
-    return out | {key + "epochs": str(cfg["ae_epochs"]), key + "pairs": f"{cfg['ae_train_size']:,}",
-                  key + "steps": f"{steps(cfg['ae_train_size'], cfg['ae_batch_size'], cfg['ae_epochs']):,}",
+    rate = pairs * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
+    return out | {key + "epochs": str(cfg["ae_epochs"]), key + "pairs": f"{pairs:,}",
+                  key + "steps": f"{steps(pairs, cfg['ae_batch_size'], cfg['ae_epochs']):,}",
                   key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}",
-                  key + "pairs_s": f"{rate:.0f}",
+                  key + "pairs_s": f"{rate:,.0f}",
                   key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}

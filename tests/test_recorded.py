@@ -123,7 +123,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = recorded.reduced_glue("cifar10")
+    pending = recorded.table8_glue("cifar10")
     assert set(pending.values()) == {recorded.PENDING}
     assert "--profile reduced --dataset cifar10" in recorded.reduced_tables("cifar10")
     cfg = make_config("reduced", "cifar10")
@@ -139,7 +139,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "wall_s": wall, "results": res,
                                     "provenance": {"device": "cpu", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = recorded.reduced_glue("cifar10")
+    glue = recorded.table8_glue("cifar10")
     assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
     assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
     assert glue["red_cifar10_clf_provenance"] == "cpu, commit abcdef0, 1 min of training"
@@ -155,3 +155,49 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert dev.loc["ae_train_size", "paper profile"] == "all"  # None reads as "all", not "None"
     assert set(dev.index) == {k for k, v in cfg.to_dict().items()
                               if k not in ("profile", "device") and v != getattr(make_config("paper", "cifar10"), k)}
+
+
+def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monkeypatch):
+    """The paper-profile CIFAR-10 record (a GPU's) glues as ``pap_*``: its denoisers learn from every training image."""
+    import json
+
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    pending = recorded.table8_glue("cifar10", "paper")
+    assert set(pending) == {k.replace("red_", "pap_", 1) for k in recorded.table8_glue("cifar10")}
+    cfg = make_config("paper", "cifar10")
+    rows = [{"attack": "pgd", "defense": d, "accuracy": 0.2, "clean_accuracy": 0.25, "images": 10_000}
+            for d in ("No defense", "DDSA", "DDA")]
+    docs = {"classifier": {"test_accuracy": 0.485, "test_size": 10_000},
+            "attacks_no_defense": {"rows": [r | {"mean_l2": 0.1 * 3072 ** 0.5} for r in rows]},
+            "gray_box": {"rows": rows, "history": {"ddsa": [{"val_mse_pgd": 0.0081}]}}, "denoised_examples": {}}
+    for name, res in docs.items():
+        path = tmp_path / "paper" / "cifar10" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "results": res,
+                                    "wall_s": {"train": 300.0, "train_dda": 150.0, "this_run": 60.0},
+                                    "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
+    glue = recorded.table8_glue("cifar10", "paper")
+    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    assert glue["pap_cifar10_clean"] == "48.5 % on all 10,000 test images"
+    assert glue["pap_cifar10_pairs"] == "50,000" and glue["pap_cifar10_steps"] == glue["pap_cifar10_paper_steps"] == "5,880"
+    assert glue["pap_cifar10_pairs_s"] == "10,000"  # 50,000 pairs x 30 epochs / 150 s
+    assert (glue["pap_cifar10_pgd_rms"], glue["pap_cifar10_ddsa_rms"]) == ("0.100", "0.090")
+
+
+def test_classifier_glue_reads_the_test_curve_where_there_is_no_validation_split(tmp_path, monkeypatch):
+    """CIFAR-10's classifier is monitored on test images (``test_acc``): its best epoch and its loss drift are glued."""
+    import json
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    history = [{"epoch": e + 1, "loss": loss, "test_acc": acc}
+               for e, (loss, acc) in enumerate(((1.5, 0.5), (0.8, 0.7), (1.1, 0.6), (1.2, 0.48)))]
+    path = tmp_path / "paper" / "cifar10" / "classifier.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"dataset": "cifar10", "wall_s": {"train": 360.0},
+                                "results": {"test_accuracy": 0.485, "history": history},
+                                "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
+    glue = recorded.classifier_glue("cifar10", last_epochs=2)
+    assert glue["rec_cifar10_peak"] == "70.0 % at epoch 2" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
+    assert glue["rec_cifar10_loss"] == "0.80 at epoch 2 to 1.20 at epoch 4"
