@@ -1,4 +1,5 @@
 import multiprocessing
+import os
 import warnings
 from pathlib import Path
 
@@ -76,6 +77,16 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError):
         cache.atomic_write(target, write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Not mkstemp's 0600: a recorded result must be readable by whoever reads the checkout."""
+    old = os.umask(0o022)
+    try:
+        cache.atomic_write(tmp_path / "r.json", lambda tmp: tmp.write_text("{}"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
 
 
 def _write_many(path: str, writer: int, rounds: int, start) -> None:
