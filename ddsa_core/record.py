@@ -25,6 +25,7 @@ STAGES: dict[str, Callable[[Config], object]] = {
     "attacks_gradient_variants": reports.gradient_variants_run,
     "gray_box": reports.ddsa_run,
     "denoised_examples": reports.denoised_examples_run,
+    "epsilon_sweep": reports.epsilon_sweep_run,
     "baselines": reports.baselines_run,
     "threat_models": reports.threat_model_run,
     "pgd_iterations": reports.pgd_iterations_run,

@@ -105,6 +105,12 @@ def gray_box(dataset: str) -> dict | None:
     return _doc(dataset, "gray_box")
 
 
+def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
+    """The recorded Figure 5 rows (gray-box accuracy against eps, with and without DDSA), or ``None`` before that run exists."""
+    run = _results(_doc(dataset, "epsilon_sweep"))
+    return pd.DataFrame(run["rows"]) if run else None
+
+
 def ablation_frame(dataset: str) -> pd.DataFrame | None:
     """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
     run = _results(_doc(dataset, "sparsity_ablation"))

@@ -193,6 +193,15 @@ def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[floa
     return pd.DataFrame(rows)
 
 
+def epsilon_sweep_run(cfg: Config) -> pd.DataFrame:
+    """:func:`epsilon_sweep` of ``cfg``'s DDSA, recorded as ``epsilon_sweep`` (Figure 5)."""
+    t0 = time.perf_counter()
+    frame = epsilon_sweep(cfg, defenses.denoiser(cfg, "ddsa").model)
+    results.record("epsilon_sweep", cfg, {"rows": frame.to_dict("records")}, {"this_run": time.perf_counter() - t0},
+                   resolve_device(cfg.device))
+    return frame
+
+
 def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
     """Figures 7-8: clean and adversarial images, the DDSA reconstructions of the latter, and the classifier's top label and probability on each."""
     clf = classifier(cfg)

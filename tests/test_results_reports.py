@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import torch
 
 from ddsa_core import paper, reports, results
@@ -76,3 +77,20 @@ def test_recorded_denoised_examples_draw_as_the_live_ones(tmp_path, monkeypatch)
     assert torch.equal(back["y"], live["y"])
     for part in reports.EXAMPLE_PREDICTIONS:
         assert torch.allclose(back[part][0], live[part].values) and torch.equal(back[part][1], live[part].indices)
+
+
+def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypatch):
+    """Figure 5 recorded as ``epsilon_sweep`` comes back as the frame the live chapter draws."""
+    from ddsa_core import figures, recorded
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    live = pd.DataFrame([{"attack": a, "defense": d, "images": 20, "eps": e, "clean_accuracy": 0.9, "accuracy": 0.5 - e}
+                         for a in ("fgsm", "pgd", "mim") for d in ("No defense", "DDSA") for e in (0.1, 0.3)])
+    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: type("T", (), {"model": None}))
+    monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model: live)
+    assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
+    reports.epsilon_sweep_run(make_config("smoke", "cifar10"))
+    monkeypatch.setattr(recorded, "_doc", lambda dataset, name: results.load("smoke", dataset, name))
+    back = recorded.epsilon_sweep("cifar10")
+    pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
+    figures.accuracy_vs_eps(back)  # draws
