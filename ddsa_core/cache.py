@@ -45,10 +45,15 @@ def _digest(tensors: Tensors) -> str:
 
 
 def _umask() -> int:
-    """The process's file-creation mask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """The process's file-creation mask: from /proc where Linux gives it, else by setting it and straight back
+    (which another thread could catch half-way)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -56,8 +61,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result should read like any file open() makes
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result should read like any file open() makes
         write(Path(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

@@ -44,11 +44,12 @@ def history_frame() -> pd.DataFrame:
 
 
 def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
-    """``rec_<dataset>_*``: test accuracy, device and training minutes, the held-out accuracy's range over
-    the last epochs and its best epoch, and the training loss at its lowest and at the end."""
+    """``rec_<dataset>_*``: test accuracy, device and training minutes, the held-out accuracy's range and mean
+    over the last epochs (``val_range`` holds test accuracy where there is no validation split) and its best
+    epoch, and the training loss at its lowest and at the end."""
     rec, key = classifier(dataset), f"rec_{dataset}_"
     if rec is None:
-        return _pending(key + "acc", key + "when", key + "val_range", key + "peak", key + "loss")
+        return _pending(key + "acc", key + "when", key + "val_range", key + "peak", key + "tail_mean", key + "loss")
     history = rec["results"]["history"]
     metric = "val_acc" if "val_acc" in history[0] else "test_acc"  # CIFAR-10 has no validation split
     val = [h[metric] for h in history[-last_epochs:]]
@@ -56,7 +57,8 @@ def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
     return {key + "acc": f"{100 * rec['results']['test_accuracy']:.2f} %",
             key + "when": results.describe_training(rec),
             key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %",
-            key + "peak": f"{100 * best[metric]:.1f} % at epoch {best['epoch']}",
+            key + "peak": f"{100 * best[metric]:.2f} % at epoch {best['epoch']}",
+            key + "tail_mean": f"{100 * sum(val) / len(val):.1f} %",
             key + "loss": f"{low['loss']:.2f} at epoch {low['epoch']} to {last['loss']:.2f} at epoch {last['epoch']}"}
 
 
@@ -325,7 +327,7 @@ def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ..
 
 REDUCED = "reduced"
 TABLE8_PROFILES = {"paper": "pap", REDUCED: "red"}  # a recorded CIFAR-10 profile: the prefix of its glue keys
-REDUCED_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examples")  # Table 8 and Figure 8
+TABLE8_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examples")  # Table 8 and Figure 8
 
 
 def table8_run(dataset: str, name: str, profile: str = REDUCED) -> dict | None:
@@ -334,7 +336,7 @@ def table8_run(dataset: str, name: str, profile: str = REDUCED) -> dict | None:
 
 
 def denoised_examples(dataset: str, profile: str) -> dict | None:
-    """Figure 8's images from a recorded run's DDSA (clean, adversarial, denoised), if recorded."""
+    """Figure 7's (MNIST) or 8's (CIFAR-10) images from a recorded run's DDSA (clean, adversarial, denoised), if recorded."""
     doc = table8_run(dataset, "denoised_examples", profile)
     return reports.recorded_examples(doc) if doc else None
 
@@ -353,7 +355,7 @@ def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
     doc = table8_run(dataset, "gray_box")
     if doc is None:
         return (f"{PENDING}: no reduced-profile gray-box run of {dataset} is recorded yet (python -m ddsa_core.record "
-                f"--profile {REDUCED} --dataset {dataset} --stages {' '.join(REDUCED_STAGES)})")
+                f"--profile {REDUCED} --dataset {dataset} --stages {' '.join(TABLE8_STAGES)})")
     return [reports.gray_box_table(doc["results"], dataset), deviations(doc)]
 
 
@@ -363,18 +365,21 @@ def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
     if doc is None:
         return f"{PENDING}: no {profile}-profile gray-box run of {dataset} is recorded yet"
     claims = reports.claims_table({"gray_box": doc["results"]["rows"]}, dataset)
-    return claims[claims["threat model"] == "gray-box"]
+    return claims[claims["threat model"] == "gray-box"].dropna(axis=1, how="all")  # the others' "not measured" notes go
 
 
 def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     """``<red|pap>_<dataset>_*``: a recorded run's provenance, classifier accuracy, gray-box PGD accuracy per
     defense, and the RMS pixel error PGD adds against what DDSA leaves on the validation images."""
+    if profile not in TABLE8_PROFILES:
+        raise ValueError(f"profile must be one of {tuple(TABLE8_PROFILES)} (the recorded Table 8 runs); got {profile!r}")
     key = f"{TABLE8_PROFILES[profile]}_{dataset}_"
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
+                   key + "val_images", key + "cw_images",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
                    key + "pgd_rms", key + "ddsa_rms",
                    *(f"{key}{k}_{col}" for k in GRAY_LABELS for col in ("pgd", "clean")))
-    docs = {name: table8_run(dataset, name, profile) for name in REDUCED_STAGES}
+    docs = {name: table8_run(dataset, name, profile) for name in TABLE8_STAGES}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
         n, first = clf["results"]["test_size"], "the first " if clf["config"]["test_size"] else "all "  # None: every test image
         out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on {first}{n:,} test images",
@@ -398,7 +403,9 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
     dataset, cfg = gray["dataset"], gray["config"]
     pairs = cfg["ae_train_size"] or cfg["train_size"] or data.TRAIN_SIZE[dataset]  # None: the whole training split
     pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
+    cw = next(r for r in gray["results"]["rows"] if r["attack"] == "cw" and r["defense"] == "DDSA")
     out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",
+           key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
     out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
@@ -409,4 +416,9 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
                   key + "steps": f"{steps(pairs, cfg['ae_batch_size'], cfg['ae_epochs']):,}",
                   key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}",
                   key + "pairs_s": f"{rate:,.0f}",
-                  key + "paper_hours": f"{data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600:.0f}"}
+                  key + "paper_hours": _hours(data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate)}
+
+
+def _hours(seconds: float) -> str:
+    """Hours to a sensible precision: whole hours from one hour up, else two decimals (0.05, not 0)."""
+    return f"{seconds / 3600:.0f}" if seconds >= 3600 else f"{seconds / 3600:.2f}"

@@ -81,12 +81,13 @@ def test_failed_write_leaves_no_file(tmp_path):
 
 def test_written_files_get_the_usual_permissions(tmp_path):
     """Not mkstemp's 0600: a recorded result must be readable by whoever reads the checkout."""
-    old = os.umask(0o022)
-    try:
-        cache.atomic_write(tmp_path / "r.json", lambda tmp: tmp.write_text("{}"))
-    finally:
-        os.umask(old)
-    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    for mask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        old = os.umask(mask)
+        try:
+            cache.atomic_write(tmp_path / f"{mask:o}.json", lambda tmp: tmp.write_text("{}"))
+        finally:
+            os.umask(old)
+        assert (tmp_path / f"{mask:o}.json").stat().st_mode & 0o777 == mode
 
 
 def _write_many(path: str, writer: int, rounds: int, start) -> None:

@@ -167,8 +167,8 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
     pending = recorded.table8_glue("cifar10", "paper")
     assert set(pending) == {k.replace("red_", "pap_", 1) for k in recorded.table8_glue("cifar10")}
     cfg = make_config("paper", "cifar10")
-    rows = [{"attack": "pgd", "defense": d, "accuracy": 0.2, "clean_accuracy": 0.25, "images": 10_000}
-            for d in ("No defense", "DDSA", "DDA")]
+    rows = [{"attack": a, "defense": d, "accuracy": 0.2, "clean_accuracy": 0.25, "images": n}
+            for a, n in (("pgd", 10_000), ("cw", 1_000)) for d in ("No defense", "DDSA", "DDA")]
     docs = {"classifier": {"test_accuracy": 0.485, "test_size": 10_000},
             "attacks_no_defense": {"rows": [r | {"mean_l2": 0.1 * 3072 ** 0.5} for r in rows]},
             "gray_box": {"rows": rows, "history": {"ddsa": [{"val_mse_pgd": 0.0081}]}}, "denoised_examples": {}}
@@ -183,6 +183,10 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
     assert glue["pap_cifar10_clean"] == "48.5 % on all 10,000 test images"
     assert glue["pap_cifar10_pairs"] == "50,000" and glue["pap_cifar10_steps"] == glue["pap_cifar10_paper_steps"] == "5,880"
     assert glue["pap_cifar10_pairs_s"] == "10,000"  # 50,000 pairs x 30 epochs / 150 s
+    assert (glue["pap_cifar10_cw_images"], glue["pap_cifar10_val_images"]) == ("1,000", "2,000")
+    assert glue["pap_cifar10_paper_hours"] == "0.04"  # 150 s: not rounded to 0
+    with pytest.raises(ValueError, match="profile must be one of"):
+        recorded.table8_glue("cifar10", "quick")
     assert (glue["pap_cifar10_pgd_rms"], glue["pap_cifar10_ddsa_rms"]) == ("0.100", "0.090")
 
 
@@ -199,5 +203,5 @@ def test_classifier_glue_reads_the_test_curve_where_there_is_no_validation_split
                                 "results": {"test_accuracy": 0.485, "history": history},
                                 "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
     glue = recorded.classifier_glue("cifar10", last_epochs=2)
-    assert glue["rec_cifar10_peak"] == "70.0 % at epoch 2" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
+    assert glue["rec_cifar10_peak"] == "70.00 % at epoch 2" and glue["rec_cifar10_tail_mean"] == "54.0 %" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
     assert glue["rec_cifar10_loss"] == "0.80 at epoch 2 to 1.20 at epoch 4"
