@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
-from .config import make_config
+from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
 PENDING = "pending"
@@ -66,6 +66,14 @@ def no_defense_table(dataset: str) -> pd.DataFrame | str:
     """The "No defense" column of the recorded attack run, or why it is missing."""
     run = _results(_doc(dataset, "attacks_no_defense"))
     return reports.no_defense_table(run, dataset) if run else f"{PENDING}: no paper-profile attack run of {dataset} is recorded yet"
+
+
+def no_defense_glue(dataset: str, attacks: tuple[str, ...] = ("fgsm", "pgd")) -> dict[str, str]:
+    """``rec_<dataset>_nodef_<attack>``: the recorded undefended accuracy under each attack, and ``rec_<dataset>_clean``."""
+    table, key = no_defense_table(dataset), f"rec_{dataset}_"
+    out = {key + f"nodef_{a}": PENDING if isinstance(table, str) else f"{table.loc[a, ('No defense', 'ours')]:.3f}"
+           for a in attacks}
+    return out | {key + "clean": classifier_glue(dataset)[key + "acc"]}
 
 
 def gradient_masking(dataset: str) -> dict:
@@ -232,13 +240,13 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
 
 
-def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None) -> dict[str, str]:
-    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count.
+def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:
+    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``.
     ``rows``: :func:`pgd_iterations`' result, if already loaded."""
     rows = rows if rows is not None else pgd_iterations(dataset)
     if rows is None:
-        return _pending("rec_fig6_ddsa", "rec_fig6_dda", "rec_fig6_images", "rec_fig6_iterations")
-    return reports.pgd_iterations_glue(rows, prefix="rec_")
+        return _pending(*(f"{prefix}fig6_{k}" for k in ("ddsa", "dda", "images", "iterations")))
+    return reports.pgd_iterations_glue(rows, prefix=prefix)
 
 
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
@@ -401,7 +409,7 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
     """The gray-box part of :func:`table8_glue`: PGD and clean accuracy per defense, and the denoisers'
     optimiser steps and training rate against what the paper's scale needs."""
     dataset, cfg = gray["dataset"], gray["config"]
-    pairs = cfg["ae_train_size"] or cfg["train_size"] or data.TRAIN_SIZE[dataset]  # None: the whole training split
+    pairs = denoiser_train_size(Config(**cfg)) or data.TRAIN_SIZE[dataset]  # None: the whole training split
     pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     cw = next(r for r in gray["results"]["rows"] if r["attack"] == "cw" and r["defense"] == "DDSA")
     out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",

@@ -205,3 +205,15 @@ def test_classifier_glue_reads_the_test_curve_where_there_is_no_validation_split
     glue = recorded.classifier_glue("cifar10", last_epochs=2)
     assert glue["rec_cifar10_peak"] == "70.00 % at epoch 2" and glue["rec_cifar10_tail_mean"] == "54.0 %" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
     assert glue["rec_cifar10_loss"] == "0.80 at epoch 2 to 1.20 at epoch 4"
+
+
+def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
+    table = recorded.no_defense_table("cifar10")
+    if isinstance(table, str):
+        pytest.skip("no recorded paper-profile attack run of cifar10")
+    glue = recorded.no_defense_glue("cifar10")
+    assert glue["rec_cifar10_nodef_pgd"] == f"{table.loc['pgd', ('No defense', 'ours')]:.3f}"
+    assert glue["rec_cifar10_clean"] == recorded.classifier_glue("cifar10")["rec_cifar10_acc"]
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    pending = recorded.no_defense_glue("cifar10")
+    assert set(pending) == set(glue) and set(pending.values()) == {recorded.PENDING}
