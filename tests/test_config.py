@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from ddsa_core.config import Config, datasets_for, make_config
+from ddsa_core.config import Config, datasets_for, denoiser_train_size, make_config
 
 BAD = [
     (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper', 'smoke', 'reduced'\)"),
@@ -99,3 +99,12 @@ def test_one_dataset():
     assert one_dataset("both") == "mnist" and one_dataset("cifar10") == "cifar10"
     with pytest.raises(ValueError, match="'dataset' must be one of"):
         one_dataset("svhn")
+
+
+def test_the_denoisers_learn_from_ae_train_size_capped_at_the_classifiers_slice():
+    assert denoiser_train_size(make_config("quick", "mnist")) == 2_000  # the quick denoisers' PGD pairs
+    assert denoiser_train_size(make_config("quick", "mnist", train_size=128)) == 128  # never past train_size
+    assert denoiser_train_size(make_config("quick", "cifar10")) == 5_000  # None: the whole train_size
+    assert denoiser_train_size(make_config("paper", "mnist")) is None  # the whole training split
+    assert denoiser_train_size(make_config("paper", "mnist", ae_train_size=300)) == 300
+    assert denoiser_train_size(make_config("reduced", "cifar10")) == 15_000
