@@ -131,9 +131,10 @@ SEED_DEFENSES = ("No defense", "DDSA", "DDA")  # the key cells' systems: retrain
 def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     """The key cells for each seed, classifier and denoisers retrained per seed: clean accuracy, the
     paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
-    t0 = time.perf_counter()
+    t0, wall = time.perf_counter(), {}
     rows = []
     for seed in seeds:
+        start = time.perf_counter()
         c = cfg.replace(seed=seed)
         clf = classifier(c)
         systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
@@ -144,8 +145,11 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
         battery = adaptive.battery(c, systems, ("pgd",))
         cells |= {("adaptive PGD", r.defense): r.accuracy for r in battery[battery.attack == "pgd"].itertuples()}
         rows += [{"seed": seed, "cell": cell, "defense": label, "accuracy": acc} for (cell, label), acc in cells.items()]
-    results.record("seeds", cfg, {"rows": rows, "seeds": list(seeds)}, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
-    return {"rows": rows, "seeds": list(seeds)}
+        wall[f"seed {seed}"] = time.perf_counter() - start
+        images = {"paper PGD": int(gray[0]["images"]), "adaptive PGD": int(battery.images.iloc[0])}
+    out = {"rows": rows, "seeds": list(seeds), "images": images}
+    results.record("seeds", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return out
 
 
 def seed_table(run: dict) -> pd.DataFrame:
@@ -162,8 +166,12 @@ def failed_seeds(run: dict, threshold: float = 0.5) -> pd.Series:
     return clean[clean < threshold]
 
 
-def seed_glue(run: dict) -> dict[str, str]:
-    """The seed section's numbers as text: mean ± std of the key cells, and the seeds that failed to train."""
+SEED_GLUE_KEYS = ("ddsa_gray", "ddsa_white", "ddsa_adaptive", "dda_gray", "dda_adaptive", "seeds", "failed", "failed_which")
+
+
+def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
+    """The seed section's numbers as text, keyed ``prefix`` + :data:`SEED_GLUE_KEYS`: mean ± std of
+    the key cells, and the seeds that failed to train."""
     table = seed_table(run)
 
     def mean_sd(cell: str, label: str) -> str:
@@ -171,11 +179,11 @@ def seed_glue(run: dict) -> dict[str, str]:
         return f"{100 * row['mean']:.1f}%" + (f" ± {100 * row['std']:.1f}" if row["seeds"] > 1 else " (one seed)")
 
     failed = failed_seeds(run)
-    return {"s_ddsa_gray": mean_sd("gray-box PGD", "DDSA"), "s_ddsa_white": mean_sd("white-box PGD", "DDSA"),
-            "s_ddsa_adaptive": mean_sd("adaptive PGD", "DDSA"), "s_dda_gray": mean_sd("gray-box PGD", "DDA"),
-            "s_dda_adaptive": mean_sd("adaptive PGD", "DDA"), "s_seeds": str(len(run["seeds"])),
-            "s_failed": f"{len(failed)} of {len(run['seeds'])}",
-            "s_failed_which": ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none"}
+    values = (mean_sd("gray-box PGD", "DDSA"), mean_sd("white-box PGD", "DDSA"), mean_sd("adaptive PGD", "DDSA"),
+              mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"), str(len(run["seeds"])),
+              f"{len(failed)} of {len(run['seeds'])}",
+              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none")
+    return {prefix + key: value for key, value in zip(SEED_GLUE_KEYS, values, strict=True)}
 
 
 def paper_white_box_pgd(dataset: str) -> dict[str, float]:

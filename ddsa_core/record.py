@@ -31,6 +31,7 @@ STAGES: dict[str, Callable[[Config], object]] = {
     "pgd_iterations": reports.pgd_iterations_run,
     "adaptive": adaptive_reports.adaptive_run,
     "sparsity_ablation": adaptive_reports.ablation_run,
+    "seeds": adaptive_reports.seeds_run,
 }
 
 

@@ -290,6 +290,30 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
                   "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
 
 
+SEED_KEYS = ("r_s_provenance", "r_s_images", *(f"r_s_{k}" for k in adaptive_reports.SEED_GLUE_KEYS))
+
+
+def seed_table(dataset: str) -> pd.DataFrame | str:
+    """The recorded key cells over seeds (mean, std, min, max per cell and defense), or why they are missing."""
+    doc = _doc(dataset, "seeds")
+    if doc is None:
+        return (f"{PENDING}: no paper-profile seeds run of {dataset} is recorded yet "
+                f"(python -m ddsa_core.record --profile paper --dataset {dataset} --stages seeds)")
+    return adaptive_reports.seed_table(doc["results"])
+
+
+def seed_glue(dataset: str) -> dict[str, str]:
+    """The recorded seeds run's numbers (:func:`ddsa_core.adaptive_reports.seed_glue`, keyed ``r_s_*``),
+    its provenance and image counts, or :data:`PENDING` for each of :data:`SEED_KEYS`."""
+    doc = _doc(dataset, "seeds")
+    if doc is None:
+        return _pending(*SEED_KEYS)
+    images = doc["results"]["images"]
+    return {"r_s_provenance": results.describe(doc),
+            "r_s_images": f"{images['paper PGD']:,} test images ({images['adaptive PGD']:,} for the adaptive PGD)",
+            **adaptive_reports.seed_glue(doc["results"], prefix="r_s_")}
+
+
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """The recorded robust-accuracy table (defense × attack), or why it is missing."""
     rec = rec or adaptive_frames(dataset)

@@ -90,6 +90,24 @@ def test_a_seed_whose_denoiser_did_not_train_is_named():
     assert adaptive_reports.seed_glue(_seed_run((0.98,)))["s_ddsa_gray"] == "50.0% (one seed)"
 
 
+def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkeypatch):
+    import torch
+
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    pending = recorded.seed_glue("mnist")
+    assert set(pending) == set(recorded.SEED_KEYS) and set(pending.values()) == {recorded.PENDING}
+    assert recorded.seed_table("mnist").startswith("pending") and "--stages seeds" in recorded.seed_table("mnist")
+    run = _seed_run((0.98, 0.134, 0.97)) | {"images": {"paper PGD": 10_000, "adaptive PGD": 1_000}}
+    results.record("seeds", make_config("paper", "mnist"), run, {"this_run": 240.0}, torch.device("cpu"))
+    glue = recorded.seed_glue("mnist")
+    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    assert glue["r_s_images"] == "10,000 test images (1,000 for the adaptive PGD)"
+    assert glue["r_s_failed_which"] == "seed 1: 0.134" and glue["r_s_provenance"].endswith("4.0 min")
+    assert recorded.seed_table("mnist").loc[("clean", "DDSA"), "seeds"] == 3
+
+
 def test_a_pending_figure_says_what_is_missing():
     from ddsa_core import figures
 
