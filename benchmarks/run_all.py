@@ -1,6 +1,6 @@
 """Run every benchmark, write one JSON file, print a short summary table.
 
-Each benchmark runs in its own process (``bench_attacks.py``, then ``bench_training.py``) with the
+Each benchmark runs in its own process (``bench_attacks.py``, ``bench_training.py``, ``bench_levers.py``) with the
 same ``--quick``, ``--device`` and ``--threads``; their own tables are printed as they finish. The
 combined JSON goes to ``--out``, else ``benchmarks/results/<device-kind>.json`` (``<device-kind>-quick``
 for ``--quick``, which git ignores).
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = {"attacks": "bench_attacks.py", "training": "bench_training.py"}
+BENCHMARKS = {"attacks": "bench_attacks.py", "training": "bench_training.py", "levers": "bench_levers.py"}
 
 
 def device_kind(device: str) -> str:
@@ -59,6 +59,11 @@ def summary(results: dict) -> list[str]:
             lines.append(f"{label:<44}{row['images_per_s']:>11.1f}{row['flop_per_s'] / 1e9:>11.2f}"
                          f"{row['fraction_of_matmul']:>8.1%}"
                          + (f"{row['paper_train_h']:>9.2f}" if row.get("paper_train_h") is not None else f"{'-':>9}"))
+    for row in results.get("levers", {}).get("results", []):
+        if row["within_tolerance"] is not None:  # the batch-size rows are figures, not levers
+            label = f"{row['lever']} {row['workload']} {row['network']} {row['dataset']} b{row['batch']}"
+            lines.append(f"{label[:60]:<60}{row['speedup']:>8.2f}x" + ("  applied" if row["applied"] else "")
+                         + ("" if row["within_tolerance"] else "  outside tolerance"))
     return lines
 
 

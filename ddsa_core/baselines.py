@@ -26,7 +26,7 @@ from . import attacks, cache, data
 from .config import Config
 from .evaluation import accuracy, outputs
 from .models import build_classifier, magnet_detector, magnet_reformer
-from .runtime import resolve_device
+from .runtime import place, resolve_device
 from .training import TRAINING_CODE_VERSION, Trained, classifier_key, fit, load_or_train, make_optimizer, monitor_split
 
 # name -> (architecture, the norm p of its reconstruction error), as in MagNet's MNIST code
@@ -128,7 +128,8 @@ def magnet_autoencoder(cfg: Config, part: str) -> Trained:
                    cfg.magnet_batch_size, cfg.seed, checkpoint, monitor, desc=f"magnet {part}")
 
     meta = {"config": cfg.to_dict(), "part": part, "arch": arch, "data_source": data.data_source(cfg.dataset)}
-    return load_or_train("magnet", key, model.to(device), train, meta)
+    model = place(model, device, channels_last_on_cpu=part != "reformer")  # the reformer gains nothing from it
+    return load_or_train("magnet", key, model, train, meta)
 
 
 @torch.inference_mode()

@@ -20,7 +20,7 @@ from .adversarial import AdversarialSet, craft
 from .config import Config, denoiser_train_size
 from .evaluation import accuracy, outputs
 from .models import build_denoiser
-from .runtime import resolve_device
+from .runtime import place, resolve_device
 from .sparsity import SparsityRule
 from .training import TRAINING_CODE_VERSION, Trained, classifier, fit, load_or_train, make_optimizer, monitor_split
 
@@ -93,7 +93,7 @@ def denoiser(cfg: Config, name: str = "ddsa") -> Trained:
     rule = sparsity_rule(cfg, sparse=name == "ddsa")
     watch = monitor_split(cfg.dataset)
     torch.manual_seed(cfg.seed)
-    model = build_denoiser(cfg.dataset).to(device)
+    model = place(build_denoiser(cfg.dataset), device, channels_last_on_cpu=True)
     meta = {"config": cfg.to_dict(), "defense": name, "classifier_key": clf.key, "monitor_split": watch,
             "data_source": data.data_source(cfg.dataset), "rule": rule.__dict__, "restarted": None}
 
