@@ -17,8 +17,9 @@ torch.compile      the training step of a compiled model; ``compile_s`` is its f
 inference_mode     ``torch.inference_mode`` against ``torch.no_grad`` for evaluation. Check: equal
 autocast           bfloat16 autocast of the training step, on CUDA only (issue 8: mixed precision
                    for training only). Check: relative loss difference <= 1e-2
-batch size         the denoiser's training step at larger batches, in images per second: it
-                   changes the optimisation, so it is a figure, not a lever the book pulls
+batch size         the denoiser's training step at larger batches (``lever_batch``; ``batch`` is
+                   the quick profile's 32), in images per second: it changes the optimisation,
+                   so it is a figure, not a lever the book pulls
 =================  ===========================================================================
 
     python benchmarks/bench_levers.py [--quick] [--device cuda] [--out levers.json]
@@ -34,12 +35,14 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-from torch import Tensor, nn
+os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")  # before torch reads it: compile_s is a first compile
 
-os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")  # compile_s is a first compile, as in a cold build
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_attacks import timed  # noqa: E402
 from bench_training import QUICK_BATCH, Network, networks  # noqa: E402
@@ -87,15 +90,27 @@ def train_step(net: Network, model: nn.Module, tensors: tuple[Tensor, ...], forw
     return step
 
 
+@contextmanager
+def exact_float32():
+    """TF32 off while checking, so that a gap measures the lever, not which TF32 kernel cuDNN picked
+    (the timings keep PyTorch's defaults, TF32 convolutions on CUDA included)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def output_gap(reference: nn.Module, other: nn.Module, x: Tensor) -> float:
     """Largest output difference of two networks in eval mode, over the largest output."""
-    with torch.no_grad():
+    with torch.no_grad(), exact_float32():
         a, b = reference.eval()(x), other.eval()(x)
     return ((a - b).abs().max() / a.abs().max().clamp_min(1e-12)).item()
 
 
 def row(lever: str, workload: str, net: str, dataset: str, batch: int, base_s: float, lever_s: float,
-        check: str, value: float, ok: bool | None, device: torch.device, **extra) -> dict:
+        check: str, value: float | None, ok: bool | None, device: torch.device, **extra) -> dict:
     applied = (lever, device.type, net) in APPLIED or (lever, device.type, workload) in APPLIED
     return {"lever": lever, "workload": workload, "network": net, "dataset": dataset, "batch": batch,
             "default_s": base_s, "lever_s": lever_s, "speedup": base_s / lever_s, "check": check,
@@ -173,7 +188,8 @@ def denoiser_pass_rows(dataset: str, batch: int, device: torch.device, repeats: 
                 return system(x)
         return run
 
-    agree = (gradient(systems[0])().sign() == gradient(systems[1])().sign()).float().mean().item()
+    with exact_float32():
+        agree = (gradient(systems[0])().sign() == gradient(systems[1])().sign()).float().mean().item()
     gap = output_gap(systems[0], systems[1], x)
     tg = timed([gradient(s) for s in systems], device, repeats, seconds)
     ti = timed([infer(s) for s in systems], device, repeats, seconds)
@@ -209,7 +225,8 @@ def batch_rows(net: Network, batches: tuple[int, ...], device: torch.device, rep
         per_image.append(timed([train_step(net, model, inputs(net, batch, device))],
                                device, repeats, seconds)[0] / batch)
     return [row(f"batch {b}", "train", net.name, net.dataset, batches[0], per_image[0] * batches[0],
-                t * batches[0], "figure only: changes the optimisation", float("nan"), None, device, images_per_s=1 / t)
+                t * batches[0], "figure only: changes the optimisation", None, None, device, lever_batch=b,
+                images_per_s=1 / t)
             for b, t in zip(batches[1:], per_image[1:], strict=True)]
 
 

@@ -131,6 +131,8 @@ SEED_DEFENSES = ("No defense", "DDSA", "DDA")  # the key cells' systems: retrain
 def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     """The key cells for each seed, classifier and denoisers retrained per seed: clean accuracy, the
     paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
+    if not seeds:
+        raise ValueError("seeds must name at least one seed; got ()")
     t0, wall = time.perf_counter(), {}
     rows = []
     for seed in seeds:

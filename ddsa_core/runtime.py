@@ -24,8 +24,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def place(model: torch.nn.Module, device: torch.device, channels_last_on_cpu: bool = False) -> torch.nn.Module:
     """``model`` on ``device``; with ``channels_last_on_cpu``, its 4-D weights channels-last on the CPU,
-    where the book's autoencoders train and attack 1.5-2.5x faster so (``benchmarks/bench_levers.py``;
-    not measured on CUDA yet, so left in PyTorch's default layout there)."""
+    where the book's autoencoders train 1.3-2.3x and are attacked 1.4-1.6x faster so
+    (``benchmarks/bench_levers.py``; not measured on CUDA yet, so left in PyTorch's default layout there)."""
     if channels_last_on_cpu and device.type == "cpu":
         return model.to(device, memory_format=torch.channels_last)
     return model.to(device)

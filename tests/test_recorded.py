@@ -108,6 +108,13 @@ def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkey
     assert recorded.seed_table("mnist").loc[("clean", "DDSA"), "seeds"] == 3
 
 
+def test_a_seeds_run_without_seeds_fails_before_any_compute():
+    from ddsa_core.config import make_config
+
+    with pytest.raises(ValueError, match="seeds must name at least one seed"):
+        adaptive_reports.seeds_run(make_config("quick", "mnist"), seeds=())
+
+
 def test_a_pending_figure_says_what_is_missing():
     from ddsa_core import figures
 
