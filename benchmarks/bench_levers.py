@@ -45,14 +45,13 @@ from torch import Tensor, nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_attacks import timed  # noqa: E402
-from bench_training import QUICK_BATCH, Network, networks  # noqa: E402
+from bench_training import QUICK_BATCH, Network, networks, train_step  # noqa: E402
 
 from ddsa_core.attacks import lse_margin  # noqa: E402
 from ddsa_core.config import make_config  # noqa: E402
 from ddsa_core.defenses import Defended  # noqa: E402
 from ddsa_core.models import INPUT_SHAPES, build_classifier, build_denoiser  # noqa: E402
 from ddsa_core.runtime import device_name, place, resolve_device  # noqa: E402
-from ddsa_core.training import make_optimizer  # noqa: E402
 
 CL = torch.channels_last
 LEVERS = ("layout", "compile", "inference", "autocast", "batch")
@@ -69,25 +68,6 @@ def inputs(net: Network, batch: int, device: torch.device) -> tuple[Tensor, ...]
     both = {"xy": (x, torch.randint(0, 10, (batch,), generator=g)),
             "pair": (x, torch.rand(batch, *INPUT_SHAPES[net.dataset], generator=g)), "x": (x,)}[net.inputs]
     return tuple(t.to(device) for t in both)
-
-
-def train_step(net: Network, model: nn.Module, tensors: tuple[Tensor, ...], forward: nn.Module | None = None,
-               autocast: bool = False) -> Callable[[], float]:
-    """One step of ``fit``'s inner loop on ``model`` (through ``forward`` when compiled); returns the loss."""
-    opt = make_optimizer(net.optimizer[0], model.parameters(), net.optimizer[1])
-    forward = model if forward is None else forward
-    device_type = tensors[0].device.type
-
-    def step() -> float:
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
-            loss = net.loss(forward, *tensors)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if net.after_step is not None:
-            net.after_step(model)
-        return loss.item()
-    return step
 
 
 @contextmanager

@@ -148,25 +148,36 @@ def matmul_flops(device: torch.device, n: int, repeats: int) -> dict:
             "tf32": bool(device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)}
 
 
-def bench_network(net: Network, device: torch.device, batch: int, warmup: int, min_steps: int,
-                  min_seconds: float, max_steps: int, seed: int) -> dict:
-    """Images/s and FLOP/s of one network's training step at ``batch``."""
-    torch.manual_seed(seed)
-    model = place(net.build(), device, net.channels_last_on_cpu).train()
+def train_step(net: Network, model: nn.Module, tensors: tuple[Tensor, ...], forward: nn.Module | None = None,
+               autocast: bool = False, move_to: torch.device | None = None) -> Callable[[], float]:
+    """One step of ``fit``'s inner loop on ``model`` (through ``forward`` when compiled; batches moved to
+    ``move_to`` each step when given, as ``fit`` moves them); returns the loss."""
     opt = make_optimizer(net.optimizer[0], model.parameters(), net.optimizer[1])
-    shape = INPUT_SHAPES[net.dataset]
-    x = torch.rand(batch, *shape)  # on the CPU, as fit keeps its tensors; moved each step as fit moves them
-    tensors = {"xy": (x, torch.randint(0, 10, (batch,))), "pair": (x, torch.rand(batch, *shape)), "x": (x,)}[net.inputs]
+    forward = model if forward is None else forward
+    device_type = (tensors[0].device if move_to is None else move_to).type
 
-    def step() -> None:
-        batch_ = [t.to(device, non_blocking=True) for t in tensors]
-        loss = net.loss(model, *batch_)
+    def step() -> float:
+        batch = tensors if move_to is None else [t.to(move_to, non_blocking=True) for t in tensors]
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=autocast):
+            loss = net.loss(forward, *batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if net.after_step is not None:
             net.after_step(model)
-        loss.item()
+        return loss.item()
+    return step
+
+
+def bench_network(net: Network, device: torch.device, batch: int, warmup: int, min_steps: int,
+                  min_seconds: float, max_steps: int, seed: int) -> dict:
+    """Images/s and FLOP/s of one network's training step at ``batch``."""
+    torch.manual_seed(seed)
+    model = place(net.build(), device, net.channels_last_on_cpu).train()
+    shape = INPUT_SHAPES[net.dataset]
+    x = torch.rand(batch, *shape)  # on the CPU, as fit keeps its tensors; moved each step as fit moves them
+    tensors = {"xy": (x, torch.randint(0, 10, (batch,))), "pair": (x, torch.rand(batch, *shape)), "x": (x,)}[net.inputs]
+    step = train_step(net, model, tensors, move_to=device)
 
     flops = count_flops(step)
     times = step_times(step, device, warmup, min_steps, min_seconds, max_steps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -215,6 +216,15 @@ def denoiser_train_size(cfg: Config) -> int | None:
     if cfg.ae_train_size is None:
         return cfg.train_size
     return cfg.ae_train_size if cfg.train_size is None else min(cfg.ae_train_size, cfg.train_size)
+
+
+def denoiser_steps(cfg: Config) -> int:
+    """How many optimiser steps a denoiser takes: ``ae_epochs`` passes over its PGD pairs
+    (:func:`denoiser_train_size`, or the whole training split) in batches of ``ae_batch_size``."""
+    from .data import TRAIN_SIZE  # here, so that validating a config never imports torch
+
+    pairs = denoiser_train_size(cfg) or TRAIN_SIZE[cfg.dataset]
+    return cfg.ae_epochs * math.ceil(pairs / cfg.ae_batch_size)
 
 
 def one_dataset(dataset: str) -> str:

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from ddsa_core.config import Config, datasets_for, denoiser_train_size, make_config
+from ddsa_core.config import Config, datasets_for, denoiser_steps, denoiser_train_size, make_config
 
 BAD = [
     (dict(profile="fast"), r"'profile' must be one of \('quick', 'paper', 'smoke', 'reduced'\)"),
@@ -108,3 +108,24 @@ def test_the_denoisers_learn_from_ae_train_size_capped_at_the_classifiers_slice(
     assert denoiser_train_size(make_config("paper", "mnist")) is None  # the whole training split
     assert denoiser_train_size(make_config("paper", "mnist", ae_train_size=300)) == 300
     assert denoiser_train_size(make_config("reduced", "cifar10")) == 15_000
+
+
+@pytest.mark.parametrize("overrides", [dict(ae_train_size=10, ae_epochs=2, ae_batch_size=4),
+                                       dict(ae_train_size=12, ae_epochs=3, ae_batch_size=4)])
+def test_denoiser_steps_counts_the_steps_fit_takes(overrides):
+    import torch
+
+    from ddsa_core.training import fit
+
+    cfg = make_config("quick", "mnist", **overrides)
+    model, steps = torch.nn.Linear(1, 1), []
+    x = torch.zeros(denoiser_train_size(cfg), 1)
+    fit(model, (x, x), lambda m, a, b: (m(a) - b).pow(2).mean(), torch.optim.SGD(model.parameters(), lr=0.0),
+        cfg.ae_epochs, cfg.ae_batch_size, seed=0, after_step=lambda m: steps.append(1))
+    assert denoiser_steps(cfg) == len(steps)
+
+
+def test_denoiser_steps_of_the_profiles():
+    assert denoiser_steps(make_config("quick", "mnist")) == 12 * 63  # 2,000 pairs in batches of 32
+    paper = make_config("paper", "mnist")
+    assert denoiser_steps(paper) == paper.ae_epochs * -(-50_000 // paper.ae_batch_size)  # the whole split
