@@ -264,7 +264,7 @@ def adaptive_frames(dataset: str) -> dict | None:
     run = doc["results"]
     frames: dict = {"provenance": results.describe(doc), "config": doc["config"]}
     for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"),
-                      ("weaker", "weaker")):
+                      ("weaker", "weaker"), ("unbounded", "unbounded")):
         frames[name] = pd.DataFrame(run[key])
     frames["ablation"] = ablation_frame(dataset)
     return frames
@@ -276,9 +276,12 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     rec = rec or adaptive_frames(dataset)
     ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
     if rec is None:
-        return _pending("r_provenance", "r_checks_passed", *(f"r_{k}" for k in VERDICT_KEYS), *ablation_keys)
+        return _pending("r_provenance", "r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
+                        *ablation_keys)
+    adv = rec["unbounded"].set_index("defense").loc["Adv. training"]
     out = {"r_provenance": rec["provenance"],
-           "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}"}
+           "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
+           "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
     out |= {f"r_{k}": v for k, v in adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset).items()}
     ab = rec["ablation"]
     if ab is None:

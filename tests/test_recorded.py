@@ -242,3 +242,12 @@ def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pendin
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     pending = recorded.no_defense_glue("cifar10")
     assert set(pending) == set(glue) and set(pending.values()) == {recorded.PENDING}
+
+
+def test_recorded_unbounded_glue_counts_the_images_that_survive():
+    doc = results.load("paper", "mnist", "adaptive")
+    if doc is None:
+        pytest.skip("no recorded paper-profile adaptive run of mnist")
+    row = next(r for r in doc["results"]["unbounded"] if r["defense"] == "Adv. training")
+    survived = round(row["accuracy"] * row["images"])
+    assert recorded.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
