@@ -82,8 +82,8 @@ def start_at_mean_image(model: nn.Module, x: torch.Tensor) -> None:
     """Set the output layer's bias so that the untrained autoencoder outputs the mean pixel of ``x`` (per channel).
 
     With Keras' zero bias the reformer starts at 0.5 everywhere; the first Adam steps then push the
-    whole network at once and saturate its tanh code within ten steps, after which it only ever
-    outputs one image (measured: MSE stuck at 0.106). Starting at the mean avoids that.
+    whole network at once and saturate its tanh code within a few steps, after which it only ever
+    outputs one image (``tests/test_baselines.py`` shows both starts). Starting at the mean avoids that.
     """
     last = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))][-1]
     with torch.no_grad():

@@ -124,6 +124,32 @@ def test_adversarial_training_beats_the_plain_classifier_under_fgsm(mnist_classi
     assert accuracy(robust, x, y) > 0.85
 
 
+@pytest.mark.parametrize("mean_start", [False, True], ids=["keras-zero-bias", "mean-image"])
+def test_the_reformer_collapses_from_keras_zero_bias_and_trains_from_the_mean_image(mean_start):
+    """Why ``start_at_mean_image`` exists (chapter 5): from Keras' zero biases, 15 Adam steps saturate
+    the reformer's tanh code and it returns one image for every input; from the mean image it does not."""
+    x, _ = data.load("mnist", "train", 1024)
+    xv, _ = data.load("mnist", "val", 128)
+    torch.manual_seed(0)
+    reformer = magnet_reformer("mnist")
+    if mean_start:
+        baselines.start_at_mean_image(reformer, x)
+    opt = torch.optim.Adam(reformer.parameters(), lr=1e-3)  # MagNet's optimiser and rate
+    loss_fn, g = baselines.noisy_reconstruction_loss(0.1), torch.Generator().manual_seed(0)
+    for _ in range(15):
+        loss = loss_fn(reformer, x[torch.randint(0, len(x), (64,), generator=g)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        saturated = (reformer[:9](xv).abs() > 0.99).float().mean().item()  # the 128 tanh units of the code
+        spread = reformer(xv).std(0).mean().item()  # how much the output changes from one input to the next
+    if mean_start:
+        assert saturated < 0.9 and spread > 1e-3
+    else:
+        assert saturated > 0.99 and spread < 1e-5
+
+
 def test_reformer_starts_at_the_mean_image(mnist_test_batch):
     x, _ = mnist_test_batch
     torch.manual_seed(0)
