@@ -121,6 +121,33 @@ def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
+EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
+            *(f"rec_eps_gb_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")))
+
+
+def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
+    """Clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
+    at = rows.set_index(["defense", "attack"])
+    return {f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
+            f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
+            f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
+
+
+def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
+    """The recorded Figure 5 run's provenance and images; at the paper's eps, its clean accuracy without
+    and behind DDSA and DDSA's PGD accuracy (``rec_eps_*``), beside the same three of the recorded
+    gray-box run (``rec_eps_gb_*``), whose weights may differ; :data:`PENDING` where a run is missing."""
+    doc, gray = _doc(dataset, "epsilon_sweep"), _doc(dataset, "gray_box")
+    out = _pending(*EPS_KEYS)
+    if gray is not None:
+        out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
+    if doc is not None:
+        frame = pd.DataFrame(doc["results"]["rows"])
+        out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_images": f"{int(frame.images.iloc[0]):,}"}
+        out |= _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
+    return out
+
+
 def ablation_frame(dataset: str) -> pd.DataFrame | None:
     """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
     run = _results(_doc(dataset, "sparsity_ablation"))

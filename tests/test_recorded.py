@@ -8,7 +8,7 @@ GLUE = [("classifier", recorded.classifier_glue), ("attacks_gradient_variants", 
         ("gray_box", recorded.gray_box_glue), ("baselines", recorded.baselines_glue),
         ("threat_models", recorded.threat_models_glue), ("pgd_iterations", recorded.pgd_iterations_glue),
         ("adaptive", recorded.adaptive_glue), ("sparsity_ablation", recorded.beta_glue),
-        ("adaptive", recorded.detector_aware_glue)]
+        ("adaptive", recorded.detector_aware_glue), ("epsilon_sweep", recorded.epsilon_sweep_glue)]
 
 
 @pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])

@@ -84,12 +84,17 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     from ddsa_core import figures, recorded
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    live = pd.DataFrame([{"attack": a, "defense": d, "images": 20, "eps": e, "clean_accuracy": 0.9, "accuracy": 0.5 - e}
-                         for a in ("fgsm", "pgd", "mim") for d in ("No defense", "DDSA") for e in (0.1, 0.3)])
+    live = pd.DataFrame([{"attack": a, "defense": d, "images": 20, "eps": e, "clean_accuracy": 0.9 + (d == "DDSA") / 20,
+                          "accuracy": 0.5 - e + (a == "pgd") / 10} for a in ("fgsm", "pgd", "mim")
+                         for d in ("No defense", "DDSA") for e in (0.1, 0.2)])
     monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: type("T", (), {"model": None}))
     monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model: live)
     assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
+    assert set(recorded.epsilon_sweep_glue("cifar10").values()) == {recorded.PENDING}
     reports.epsilon_sweep_run(make_config("paper", "cifar10"))  # the sweep itself is the stub above
     back = recorded.epsilon_sweep("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
+    glue = recorded.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
+    assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.400")
+    assert glue["rec_eps_images"] == "20" and set(glue) == set(recorded.EPS_KEYS)
