@@ -121,7 +121,7 @@ def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
+EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_deviations", "rec_eps_training", *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
             *(f"rec_eps_gb_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")))
 
 
@@ -143,7 +143,14 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
         out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
     if doc is not None:
         frame = pd.DataFrame(doc["results"]["rows"])
-        out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_images": f"{int(frame.images.iloc[0]):,}"}
+        dev = deviations(doc)
+        weights = doc["results"].get("weights")
+        out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_images": f"{int(frame.images.iloc[0]):,}",
+                "rec_eps_deviations": "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})"
+                                                for field, row in dev.iterrows()) or "none",
+                "rec_eps_training": "not recorded" if weights is None else ", ".join(
+                    f"{label} {weights[name]['train_wall_s'] / 60:.0f} min"
+                    for name, label in (("classifier", "classifier"), ("ddsa", "DDSA")))}
         out |= _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
     return out
 

@@ -196,9 +196,12 @@ def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[floa
 def epsilon_sweep_run(cfg: Config) -> pd.DataFrame:
     """:func:`epsilon_sweep` of ``cfg``'s DDSA, recorded as ``epsilon_sweep`` (Figure 5)."""
     t0 = time.perf_counter()
-    frame = epsilon_sweep(cfg, defenses.denoiser(cfg, "ddsa").model)
-    results.record("epsilon_sweep", cfg, {"rows": frame.to_dict("records")}, {"this_run": time.perf_counter() - t0},
-                   resolve_device(cfg.device))
+    ddsa = defenses.denoiser(cfg, "ddsa")
+    frame = epsilon_sweep(cfg, ddsa.model)
+    weights = {name: {"key": t.key, "train_wall_s": t.train_wall_s, "cached": t.cached}
+               for name, t in (("classifier", classifier(cfg)), ("ddsa", ddsa))}  # the classifier: loaded again, cheap
+    results.record("epsilon_sweep", cfg, {"rows": frame.to_dict("records"), "weights": weights},
+                   {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return frame
 
 
