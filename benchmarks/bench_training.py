@@ -106,7 +106,7 @@ class _GlobalOnly:
         return None
 
 
-def count_flops(step: Callable[[], None]) -> int:
+def count_flops(step: Callable[[], object]) -> int:
     """FLOPs of one call of ``step`` (forward + backward matmuls and convolutions)."""
     counter = FlopCounterMode(display=False)
     counter.mod_tracker = _GlobalOnly()
@@ -120,7 +120,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_times(step: Callable[[], None], device: torch.device, warmup: int, min_steps: int,
+def step_times(step: Callable[[], object], device: torch.device, warmup: int, min_steps: int,
                min_seconds: float, max_steps: int) -> list[float]:
     """Seconds of each timed step, after ``warmup`` steps: at least ``min_steps`` and ``min_seconds``."""
     for _ in range(warmup):

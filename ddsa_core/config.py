@@ -220,7 +220,8 @@ def denoiser_train_size(cfg: Config) -> int | None:
 
 def denoiser_steps(cfg: Config) -> int:
     """How many optimiser steps a denoiser takes: ``ae_epochs`` passes over its PGD pairs
-    (:func:`denoiser_train_size`, or the whole training split) in batches of ``ae_batch_size``."""
+    (:func:`denoiser_train_size`, or the whole training split) in batches of ``ae_batch_size``; a
+    first epoch rerun after a collapsed start (``defenses.denoiser``) adds one epoch's steps."""
     from .data import TRAIN_SIZE  # here, so that validating a config never imports torch
 
     pairs = denoiser_train_size(cfg) or TRAIN_SIZE[cfg.dataset]

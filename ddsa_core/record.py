@@ -51,6 +51,7 @@ def is_recorded(cfg: Config, stage: str) -> bool:
 
 def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False) -> list[dict]:
     """Run ``stages`` in order; a failing stage is reported and the next one still runs."""
+    git_commit()  # read now, so that every stage records the commit whose code this process loaded
     rows, t0 = [], time.perf_counter()
     for stage in stages:
         if not force and is_recorded(cfg, stage):

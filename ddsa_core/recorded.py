@@ -121,38 +121,58 @@ def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_deviations", "rec_eps_training", *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
-            *(f"rec_eps_gb_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")))
+EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_origin", "rec_eps_settings", "rec_eps_training",
+            *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
+            *(f"rec_eps_gb_{k}" for k in ("images", "clean", "ddsa_clean", "ddsa_pgd")))
 
 
 def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
-    """Clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
+    """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
-    return {f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
+    return {f"{prefix}images": f"{int(at.loc[('DDSA', 'pgd'), 'images']):,}",
+            f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
 
 
+def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
+    """One sentence: where the Figure 5 record ran, and whether its weights can be the gray-box run's."""
+    device, weights = doc["provenance"]["device"], doc["results"].get("weights")
+    if weights is None:
+        return f"It ran on {device}; which classifier and DDSA it used is not recorded."
+    if gray is None:
+        return f"It ran on {device}, with a classifier and DDSA trained there ({training}); no gray-box run is recorded."
+    gray_device = gray["provenance"]["device"]
+    same_keys = (weights["classifier"]["key"], weights["ddsa"]["key"]) == (
+        gray["results"]["classifier_key"], gray["results"]["weights_keys"]["ddsa"])
+    if same_keys and device == gray_device:
+        return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
+    return (f"It ran on {device}, not on the gray-box run's {gray_device}, so it used a classifier and DDSA "
+            f"trained there with the same settings ({training}), not that run's weights. Retraining with the "
+            "same recipe on another device moves the weights as another seed would (another order of "
+            "floating-point sums, compounded over thousands of steps); chapter 7 measures that spread.")
+
+
 def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded Figure 5 run's provenance and images; at the paper's eps, its clean accuracy without
-    and behind DDSA and DDSA's PGD accuracy (``rec_eps_*``), beside the same three of the recorded
-    gray-box run (``rec_eps_gb_*``), whose weights may differ; :data:`PENDING` where a run is missing."""
+    """The recorded Figure 5 run: provenance, where and on what weights it ran, its deviations from the
+    paper profile, and at the paper's eps its images, clean accuracy without and behind DDSA and DDSA's
+    PGD accuracy (``rec_eps_*``), beside the same of the recorded gray-box run (``rec_eps_gb_*``);
+    :data:`PENDING` where a run is missing."""
     doc, gray = _doc(dataset, "epsilon_sweep"), _doc(dataset, "gray_box")
     out = _pending(*EPS_KEYS)
     if gray is not None:
         out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
-    if doc is not None:
-        frame = pd.DataFrame(doc["results"]["rows"])
-        dev = deviations(doc)
-        weights = doc["results"].get("weights")
-        out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_images": f"{int(frame.images.iloc[0]):,}",
-                "rec_eps_deviations": "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})"
-                                                for field, row in dev.iterrows()) or "none",
-                "rec_eps_training": "not recorded" if weights is None else ", ".join(
-                    f"{label} {weights[name]['train_wall_s'] / 60:.0f} min"
-                    for name, label in (("classifier", "classifier"), ("ddsa", "DDSA")))}
-        out |= _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
-    return out
+    if doc is None:
+        return out
+    frame, dev, weights = pd.DataFrame(doc["results"]["rows"]), deviations(doc), doc["results"].get("weights")
+    training = "not recorded" if weights is None else ", ".join(
+        f"{label} {weights[name]['train_wall_s'] / 60:.0f} min" for name, label in (("classifier", "classifier"), ("ddsa", "DDSA")))
+    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
+    out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_training": training,
+            "rec_eps_origin": _sweep_origin(doc, gray, training),
+            "rec_eps_settings": f"Its settings differ from the paper profile in {changed}." if changed
+            else "It uses the paper profile's settings unchanged."}
+    return out | _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
 
 
 def ablation_frame(dataset: str) -> pd.DataFrame | None:

@@ -7,7 +7,7 @@ from ddsa_core import attacks, baselines, data
 from ddsa_core.config import make_config
 from ddsa_core.evaluation import accuracy, defended_accuracy, detected
 from ddsa_core.models import INPUT_SHAPES, magnet_detector, magnet_reformer
-from ddsa_core.training import classifier
+from ddsa_core.training import classifier, make_optimizer
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
@@ -134,7 +134,7 @@ def test_the_reformer_collapses_from_keras_zero_bias_and_trains_from_the_mean_im
     reformer = magnet_reformer("mnist")
     if mean_start:
         baselines.start_at_mean_image(reformer, x)
-    opt = torch.optim.Adam(reformer.parameters(), lr=1e-3)  # MagNet's optimiser and rate
+    opt = make_optimizer("adam", reformer.parameters(), baselines.MAGNET_LR)  # as magnet_autoencoder trains it
     loss_fn, g = baselines.noisy_reconstruction_loss(0.1), torch.Generator().manual_seed(0)
     for _ in range(15):
         loss = loss_fn(reformer, x[torch.randint(0, len(x), (64,), generator=g)])

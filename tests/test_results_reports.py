@@ -85,7 +85,7 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     live = pd.DataFrame([{"attack": a, "defense": d, "images": 20, "eps": e, "clean_accuracy": 0.9 + (d == "DDSA") / 20,
-                          "accuracy": 0.5 - e + (a == "pgd") / 10} for a in ("fgsm", "pgd", "mim")
+                          "accuracy": 0.5 - e + (a == "pgd") / 10 + (d == "DDSA") / 5} for a in ("fgsm", "pgd", "mim")
                          for d in ("No defense", "DDSA") for e in (0.1, 0.2)])
     stub = lambda minutes: type("T", (), {"model": None, "key": "k", "train_wall_s": 60.0 * minutes, "cached": True})
     monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: stub(3))
@@ -98,7 +98,8 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
     glue = recorded.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
-    assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.400")
+    assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
     assert glue["rec_eps_images"] == "20" and set(glue) == set(recorded.EPS_KEYS)
-    assert glue["rec_eps_deviations"] == "attack_size 20 (paper profile: all)"
+    assert glue["rec_eps_settings"] == "Its settings differ from the paper profile in attack_size 20 (paper profile: all)."
     assert glue["rec_eps_training"] == "classifier 2 min, DDSA 3 min"
+    assert glue["rec_eps_origin"].startswith("It ran on cpu") and "(classifier 2 min, DDSA 3 min)" in glue["rec_eps_origin"]
