@@ -133,8 +133,7 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
     if not seeds:
         raise ValueError("seeds must name at least one seed; got ()")
-    t0, wall, images = time.perf_counter(), {}, {}
-    rows = []
+    t0, wall, rows = time.perf_counter(), {}, []
     for seed in seeds:
         start = time.perf_counter()
         c = cfg.replace(seed=seed)
@@ -148,7 +147,7 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
         cells |= {("adaptive PGD", r.defense): r.accuracy for r in battery[battery.attack == "pgd"].itertuples()}
         rows += [{"seed": seed, "cell": cell, "defense": label, "accuracy": acc} for (cell, label), acc in cells.items()]
         wall[f"seed {seed}"] = time.perf_counter() - start
-        images = images or {"paper PGD": int(gray[0]["images"]), "adaptive PGD": int(battery.images.iloc[0])}  # alike per seed
+    images = {"paper PGD": int(gray[0]["images"]), "adaptive PGD": int(battery.images.iloc[0])}  # alike per seed
     out = {"rows": rows, "seeds": list(seeds), "images": images}
     results.record("seeds", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return out

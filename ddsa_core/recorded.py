@@ -136,21 +136,28 @@ def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
 
 
 def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
-    """One sentence: where the Figure 5 record ran, and whether its weights can be the gray-box run's."""
+    """Where the Figure 5 record ran, and whether its weights can be the gray-box run's: the same
+    device and keys, another device (weights retrained), or other keys (training code or settings changed)."""
     device, weights = doc["provenance"]["device"], doc["results"].get("weights")
     if weights is None:
         return f"It ran on {device}; which classifier and DDSA it used is not recorded."
     if gray is None:
         return f"It ran on {device}, with a classifier and DDSA trained there ({training}); no gray-box run is recorded."
-    gray_device = gray["provenance"]["device"]
-    same_keys = (weights["classifier"]["key"], weights["ddsa"]["key"]) == (
-        gray["results"]["classifier_key"], gray["results"]["weights_keys"]["ddsa"])
-    if same_keys and device == gray_device:
+    gray_device, gray_keys = gray["provenance"]["device"], gray["results"]["weights_keys"]
+    changed = [label for label, key, gray_key in (("classifier", weights["classifier"]["key"], gray["results"]["classifier_key"]),
+                                                  ("DDSA", weights["ddsa"]["key"], gray_keys["ddsa"])) if key != gray_key]
+    if device == gray_device and not changed:
         return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
-    return (f"It ran on {device}, not on the gray-box run's {gray_device}, so it used a classifier and DDSA "
-            f"trained there with the same settings ({training}), not that run's weights. Retraining with the "
-            "same recipe on another device moves the weights as another seed would (another order of "
-            "floating-point sums, compounded over thousands of steps); chapter 7 measures that spread.")
+    where = "as the gray-box run did" if device == gray_device else f"not on the gray-box run's {gray_device}"
+    out = f"It ran on {device}, {where}, with a classifier and DDSA trained there ({training}), not that run's weights."
+    if changed:
+        out += (f" The {' and the '.join(changed)} weights' key{'s differ' if len(changed) > 1 else ' differs'} from "
+                "that run's: code or settings that shape the weights changed between the two commits.")
+    if device != gray_device:
+        out += (" Retraining with the same recipe on another device moves the weights as another seed would "
+                "(another order of floating-point sums, compounded over thousands of steps); chapter 7 "
+                "measures that spread.")
+    return out
 
 
 def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
@@ -165,8 +172,9 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
     if doc is None:
         return out
     frame, dev, weights = pd.DataFrame(doc["results"]["rows"]), deviations(doc), doc["results"].get("weights")
+    labels = {"classifier": "classifier", "ddsa": "DDSA with its PGD training pairs"}  # the pairs are crafted inside its training
     training = "not recorded" if weights is None else ", ".join(
-        f"{label} {weights[name]['train_wall_s'] / 60:.0f} min" for name, label in (("classifier", "classifier"), ("ddsa", "DDSA")))
+        f"{label} {weights[name]['train_wall_s'] / 60:.0f} min" for name, label in labels.items())
     changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
     out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_training": training,
             "rec_eps_origin": _sweep_origin(doc, gray, training),

@@ -185,9 +185,9 @@ def gray_box_table(run: dict, dataset: str) -> pd.DataFrame:
 
 
 def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
-                  names: tuple[str, ...] = ("fgsm", "pgd", "mim")) -> pd.DataFrame:
-    """Figure 5: gray-box accuracy against eps, with and without DDSA."""
-    clf = classifier(cfg)
+                  names: tuple[str, ...] = ("fgsm", "pgd", "mim"), clf: Trained | None = None) -> pd.DataFrame:
+    """Figure 5: gray-box accuracy against eps, with and without DDSA (``clf``: the classifier, if already loaded)."""
+    clf = clf or classifier(cfg)
     systems = {"No defense": clf.model, "DDSA": defenses.Defended(denoiser_model, clf.model)}
     rows = [r for eps in eps_values for r in threat_models.gray_box(cfg, clf, systems, names, eps=eps)]
     return pd.DataFrame(rows)
@@ -196,10 +196,11 @@ def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[floa
 def epsilon_sweep_run(cfg: Config) -> pd.DataFrame:
     """:func:`epsilon_sweep` of ``cfg``'s DDSA, recorded as ``epsilon_sweep`` (Figure 5)."""
     t0 = time.perf_counter()
+    clf = classifier(cfg)  # first, so that ``cached`` says whether this run trained it
     ddsa = defenses.denoiser(cfg, "ddsa")
-    frame = epsilon_sweep(cfg, ddsa.model)
+    frame = epsilon_sweep(cfg, ddsa.model, clf=clf)
     weights = {name: {"key": t.key, "train_wall_s": t.train_wall_s, "cached": t.cached}
-               for name, t in (("classifier", classifier(cfg)), ("ddsa", ddsa))}  # the classifier: loaded again, cheap
+               for name, t in (("classifier", clf), ("ddsa", ddsa))}
     results.record("epsilon_sweep", cfg, {"rows": frame.to_dict("records"), "weights": weights},
                    {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return frame

@@ -90,7 +90,7 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     stub = lambda minutes: type("T", (), {"model": None, "key": "k", "train_wall_s": 60.0 * minutes, "cached": True})
     monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: stub(3))
     monkeypatch.setattr(reports, "classifier", lambda cfg: stub(2))
-    monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model: live)
+    monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model, clf: live)
     assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
     assert set(recorded.epsilon_sweep_glue("cifar10").values()) == {recorded.PENDING}
     reports.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
@@ -101,5 +101,23 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
     assert glue["rec_eps_images"] == "20" and set(glue) == set(recorded.EPS_KEYS)
     assert glue["rec_eps_settings"] == "Its settings differ from the paper profile in attack_size 20 (paper profile: all)."
-    assert glue["rec_eps_training"] == "classifier 2 min, DDSA 3 min"
-    assert glue["rec_eps_origin"].startswith("It ran on cpu") and "(classifier 2 min, DDSA 3 min)" in glue["rec_eps_origin"]
+    assert glue["rec_eps_training"] == "classifier 2 min, DDSA with its PGD training pairs 3 min"
+    assert glue["rec_eps_origin"].startswith("It ran on cpu") and "(classifier 2 min, DDSA with its PGD training pairs 3 min)" in glue["rec_eps_origin"]
+
+
+def test_sweep_origin_tells_other_settings_from_another_device():
+    """Figure 5's caption: same weights' settings on the gray-box run's device, the same settings
+    retrained on another device, or settings that differ from that run's."""
+    from ddsa_core.recorded import _sweep_origin
+
+    sweep = lambda device, clf_key: {"provenance": {"device": device},
+                                     "results": {"weights": {"classifier": {"key": clf_key}, "ddsa": {"key": "d"}}}}
+    gray = {"provenance": {"device": "cuda (H100)"}, "results": {"classifier_key": "c", "weights_keys": {"ddsa": "d"}}}
+    same = _sweep_origin(sweep("cuda (H100)", "c"), gray, "t")
+    assert "as the gray-box run did" in same and "trained there" not in same
+    moved = _sweep_origin(sweep("cpu", "c"), gray, "t")
+    assert "not on the gray-box run's cuda (H100)" in moved and "another device" in moved and "key" not in moved
+    for device in ("cuda (H100)", "cpu"):
+        other = _sweep_origin(sweep(device, "other"), gray, "t")
+        assert "trained there (t)" in other and "The classifier weights' key differs" in other
+        assert ("another device" in other) == (device == "cpu")
