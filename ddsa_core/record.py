@@ -24,6 +24,7 @@ STAGES: dict[str, Callable[[Config], object]] = {
     "gradient_masking": reports.gradient_masking_run,
     "attacks_gradient_variants": reports.gradient_variants_run,
     "gray_box": reports.ddsa_run,
+    "beta_sweep": reports.beta_sweep_run,
     "denoised_examples": reports.denoised_examples_run,
     "epsilon_sweep": reports.epsilon_sweep_run,
     "baselines": reports.baselines_run,

@@ -247,6 +247,42 @@ def beta_glue(dataset: str) -> dict[str, str]:
             "rec_beta1_act": f"{one.mean_activation:.2f}", "rec_beta10_act": f"{ten.mean_activation:.1f}"}
 
 
+def beta_sweep(dataset: str) -> pd.DataFrame | None:
+    """The recorded beta sweep on validation images, one row per sparsity rate (indexed by beta), or ``None``."""
+    run = _results(_doc(dataset, "beta_sweep"))
+    return pd.DataFrame(run["rows"]).set_index("beta") if run else None
+
+
+def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
+    """Per-epoch history of each recorded beta's DDSA, in long form (``beta`` as the hue), or ``None``."""
+    run = _results(_doc(dataset, "beta_sweep"))
+    return reports.history_frame(run["history"], key="beta") if run else None
+
+
+BETA_KEYS = ("rec_bs_provenance", "rec_bs_images", "rec_bs_betas", "rec_bs_verdict", "rec_bs_noise")
+
+
+def beta_sweep_glue(dataset: str) -> dict[str, str]:
+    """The recorded beta sweep: provenance, the validation images, the rates tried, and which rate's
+    DDSA ends with the best gray-box PGD accuracy against the book's rate, with one measurement's noise."""
+    doc = _doc(dataset, "beta_sweep")
+    if doc is None:
+        return _pending(*BETA_KEYS)
+    run, book = doc["results"], make_config("paper", dataset).sparsity_beta
+    acc = pd.DataFrame(run["rows"]).set_index("beta").val_acc_pgd_graybox
+    best, n = acc.idxmax(), run["images"]
+    noise = sanity.binomial_margin(acc[best], n, continuity=False)
+    if best == book:
+        verdict = f"The book's β = {book:g} ends best, at {acc[book]:.3f}"
+    else:
+        gap = acc[best] - acc[book]
+        verdict = (f"β = {best:g} ends best, at {acc[best]:.3f} against {acc[book]:.3f} for the book's β = {book:g}: "
+                   f"a gap of {100 * gap:.1f} points, {'within' if gap <= noise else 'beyond'} one measurement's noise")
+    return {"rec_bs_provenance": results.describe(doc), "rec_bs_images": f"{n:,} {run['split']}",
+            "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index), "rec_bs_verdict": verdict,
+            "rec_bs_noise": f"±{100 * noise:.1f} points"}
+
+
 def baselines_table(dataset: str) -> pd.DataFrame | str:
     """The baselines table of the recorded run, or why it is missing."""
     run = _results(_doc(dataset, "baselines"))

@@ -121,3 +121,47 @@ def test_sweep_origin_tells_other_settings_from_another_device():
         other = _sweep_origin(sweep(device, "other"), gray, "t")
         assert "trained there (t)" in other and "The classifier weights' key differs" in other
         assert ("another device" in other) == (device == "cpu")
+
+
+def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tmp_path, monkeypatch):
+    """The beta sweep trains one DDSA per rate, judges each on the validation images its training
+    watched, and its glue names the best rate against the book's with one measurement's noise."""
+    from ddsa_core import recorded
+    from ddsa_core.models import build_denoiser
+    from ddsa_core.training import Trained
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    final = {0.1: 0.90, 1.0: 0.95, 10.0: 0.97}
+    trained = []
+
+    def fake_denoiser(cfg, name):
+        trained.append((cfg.sparsity_beta, name))
+        history = [{"epoch": e, "loss": 0.1, "val_acc_pgd_graybox": final[cfg.sparsity_beta] - (1 - e) / 10,
+                    "val_acc_clean": 0.98, "val_mse_pgd": 0.01} for e in (0, 1)]
+        return Trained(build_denoiser("mnist").eval(), history, f"k{cfg.sparsity_beta}", 60.0, cfg.sparsity_beta == 1.0)
+
+    monkeypatch.setattr(reports.defenses, "denoiser", fake_denoiser)
+    assert recorded.beta_sweep("mnist") is None
+    assert set(recorded.beta_sweep_glue("mnist").values()) == {recorded.PENDING}
+    reports.beta_sweep_run(make_config("paper", "mnist", ae_val_size=20))
+    assert trained == [(0.1, "ddsa"), (1.0, "ddsa"), (10.0, "ddsa")]
+    frame = recorded.beta_sweep("mnist")
+    assert list(frame.index) == [0.1, 1.0, 10.0] and frame.val_acc_pgd_graybox.tolist() == [0.90, 0.95, 0.97]
+    assert frame.mu_hat_near_target.eq(0).all()  # an untrained layer's mu_hat is still 0, far from mu
+    assert set(recorded.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
+    assert set(results.load("paper", "mnist", "beta_sweep")["wall_s"]) == {"train beta 0.1", "train beta 10", "this_run"}
+    glue = recorded.beta_sweep_glue("mnist")
+    assert set(glue) == set(recorded.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
+    assert glue["rec_bs_verdict"] == ("β = 10 ends best, at 0.970 against 0.950 for the book's β = 1: "
+                                      "a gap of 2.0 points, within one measurement's noise")  # ±7.5 points on 20 images
+
+
+def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: pytest.fail("trained before validating"))
+    cfg = make_config("paper", "mnist")
+    with pytest.raises(ValueError, match="sparsity_beta"):
+        reports.beta_sweep(cfg, betas=(1.0, -1.0))
+    with pytest.raises(ValueError, match="at least one sparsity rate"):
+        reports.beta_sweep(cfg, betas=())
