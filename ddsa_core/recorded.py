@@ -149,12 +149,13 @@ def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
     if device == gray_device and not changed:
         return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
     where = "as the gray-box run did" if device == gray_device else f"not on the gray-box run's {gray_device}"
-    out = f"It ran on {device}, {where}, with a classifier and DDSA trained there ({training}), not that run's weights."
+    out = f"It ran on {device}, {where}, with a classifier and DDSA trained there ({training})"
+    out += ", not that run's weights." if device != gray_device else f"; its {' and '.join(changed)} weights are not that run's."
     if changed:
         out += (f" The {' and the '.join(changed)} weights' key{'s differ' if len(changed) > 1 else ' differs'} from "
                 "that run's: code or settings that shape the weights changed between the two commits.")
     if device != gray_device:
-        out += (" Retraining with the same recipe on another device moves the weights as another seed would "
+        out += (" Even with the same recipe, retraining on another device moves the weights as another seed would "
                 "(another order of floating-point sums, compounded over thousands of steps); chapter 7 "
                 "measures that spread.")
     return out
@@ -254,33 +255,65 @@ def beta_sweep(dataset: str) -> pd.DataFrame | None:
 
 
 def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
-    """Per-epoch history of each recorded beta's DDSA, in long form (``beta`` as the hue), or ``None``."""
+    """Per-epoch history of each recorded beta's DDSA, in long form, rates in numeric order, or ``None``."""
     run = _results(_doc(dataset, "beta_sweep"))
-    return reports.history_frame(run["history"], key="beta") if run else None
+    if not run:
+        return None
+    frame = reports.history_frame(run["history"], key="beta")  # the record's keys are strings, sorted as text
+    return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
 
 
-BETA_KEYS = ("rec_bs_provenance", "rec_bs_images", "rec_bs_betas", "rec_bs_verdict", "rec_bs_noise")
+BETA_KEYS = ("rec_bs_provenance", "rec_bs_images", "rec_bs_betas", "rec_bs_verdict", "rec_bs_noise", "rec_bs_origin")
+
+
+def _beta_verdict(acc: pd.Series, book: float, noise: float) -> str:
+    """Which rate's DDSA ends with the best validation PGD accuracy, against the book's rate and the noise."""
+    judged = lambda gap: f"{100 * gap:.1f} points, {'within' if gap <= noise else 'beyond'} one measurement's noise"
+    if book not in acc.index:
+        return f"β = {acc.idxmax():g} ends best, at {acc.max():.3f}; the book's β = {book:g} was not among the rates swept"
+    rivals = acc.drop(book)
+    if rivals.empty:
+        return f"Only the book's β = {book:g} was swept, ending at {acc[book]:.3f}"
+    runner = rivals.idxmax()
+    if acc[book] >= rivals.max():
+        level = "level with" if acc[book] == rivals.max() else f"ahead of the next, β = {runner:g} ({rivals.max():.3f}), by"
+        tail = f"β = {runner:g}" if level == "level with" else judged(acc[book] - rivals.max())
+        return f"The book's β = {book:g} ends best, at {acc[book]:.3f}, {level} {tail}"
+    return (f"β = {runner:g} ends best, at {rivals.max():.3f} against {acc[book]:.3f} for the book's β = {book:g}: "
+            f"a gap of {judged(rivals.max() - acc[book])}")
+
+
+def _beta_origin(doc: dict, book: float, gray: dict | None) -> str:
+    """Where the sweep's rates were trained, and whether its book-rate row is the gray-box table's DDSA."""
+    device, weights = doc["provenance"]["device"], doc["results"]["weights"]
+    loaded = [b for b, w in weights.items() if w["cached"]]
+    fresh = [b for b in weights if b not in loaded]
+    out = f"This run trained β = {', '.join(fresh)} on {device}" if fresh else f"This run ran on {device} and trained no rate"
+    out += f"; it loaded β = {', '.join(loaded)} from the cache, trained earlier with the same key." if loaded else "."
+    mine = weights.get(f"{book:g}")
+    if mine is None or gray is None:
+        return out
+    if mine["key"] != gray["results"]["weights_keys"]["ddsa"]:
+        return out + f" Its β = {book:g} row is not the gray-box table's DDSA: their weights' keys differ."
+    if device != gray["provenance"]["device"] and not mine["cached"]:
+        return out + f" Its β = {book:g} row retrained the gray-box table's DDSA on another device, not those weights."
+    return out + f" Its β = {book:g} row has the gray-box table's DDSA key."
 
 
 def beta_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded beta sweep: provenance, the validation images, the rates tried, and which rate's
-    DDSA ends with the best gray-box PGD accuracy against the book's rate, with one measurement's noise."""
+    """The recorded beta sweep: provenance, the validation images, the rates tried, which rate's DDSA ends
+    with the best gray-box PGD accuracy against the book's rate (with one measurement's noise), and where
+    its rows were trained."""
     doc = _doc(dataset, "beta_sweep")
     if doc is None:
         return _pending(*BETA_KEYS)
     run, book = doc["results"], make_config("paper", dataset).sparsity_beta
     acc = pd.DataFrame(run["rows"]).set_index("beta").val_acc_pgd_graybox
-    best, n = acc.idxmax(), run["images"]
-    noise = sanity.binomial_margin(acc[best], n, continuity=False)
-    if best == book:
-        verdict = f"The book's β = {book:g} ends best, at {acc[book]:.3f}"
-    else:
-        gap = acc[best] - acc[book]
-        verdict = (f"β = {best:g} ends best, at {acc[best]:.3f} against {acc[book]:.3f} for the book's β = {book:g}: "
-                   f"a gap of {100 * gap:.1f} points, {'within' if gap <= noise else 'beyond'} one measurement's noise")
+    n = run["images"]
+    noise = sanity.binomial_margin(acc.max(), n, continuity=False)
     return {"rec_bs_provenance": results.describe(doc), "rec_bs_images": f"{n:,} {run['split']}",
-            "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index), "rec_bs_verdict": verdict,
-            "rec_bs_noise": f"±{100 * noise:.1f} points"}
+            "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index), "rec_bs_verdict": _beta_verdict(acc, book, noise),
+            "rec_bs_noise": f"±{100 * noise:.1f} points", "rec_bs_origin": _beta_origin(doc, book, _doc(dataset, "gray_box"))}
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:

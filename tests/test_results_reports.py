@@ -149,11 +149,25 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
     assert list(frame.index) == [0.1, 1.0, 10.0] and frame.val_acc_pgd_graybox.tolist() == [0.90, 0.95, 0.97]
     assert frame.mu_hat_near_target.eq(0).all()  # an untrained layer's mu_hat is still 0, far from mu
     assert set(recorded.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
-    assert set(results.load("paper", "mnist", "beta_sweep")["wall_s"]) == {"train beta 0.1", "train beta 10", "this_run"}
+    assert set(results.load("paper", "mnist", "beta_sweep")["wall_s"]) == {f"train beta {b}" for b in ("0.1", "1", "10")} | {"this_run"}
     glue = recorded.beta_sweep_glue("mnist")
     assert set(glue) == set(recorded.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
     assert glue["rec_bs_verdict"] == ("β = 10 ends best, at 0.970 against 0.950 for the book's β = 1: "
                                       "a gap of 2.0 points, within one measurement's noise")  # ±7.5 points on 20 images
+    assert glue["rec_bs_origin"].startswith("This run trained β = 0.1, 10 on cpu")  # no gray-box run recorded here
+    assert glue["rec_bs_origin"].endswith("; it loaded β = 1 from the cache, trained earlier with the same key.")
+
+
+def test_beta_verdict_names_the_best_rate_ties_and_a_missing_book_rate():
+    from ddsa_core.recorded import _beta_verdict
+
+    acc = lambda *values: pd.Series(values, index=[0.1, 1.0, 10.0][:len(values)])
+    assert _beta_verdict(acc(0.90, 0.95, 0.91), 1.0, 0.01) == (
+        "The book's β = 1 ends best, at 0.950, ahead of the next, β = 10 (0.910), by 4.0 points, beyond one measurement's noise")
+    assert _beta_verdict(acc(0.95, 0.95, 0.91), 1.0, 0.01) == "The book's β = 1 ends best, at 0.950, level with β = 0.1"
+    assert _beta_verdict(acc(0.99, 0.95, 0.91), 1.0, 0.01).endswith("a gap of 4.0 points, beyond one measurement's noise")
+    assert _beta_verdict(pd.Series([0.9, 0.8], index=[0.1, 10.0]), 1.0, 0.01) == (
+        "β = 0.1 ends best, at 0.900; the book's β = 1 was not among the rates swept")
 
 
 def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
@@ -165,3 +179,5 @@ def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
         reports.beta_sweep(cfg, betas=(1.0, -1.0))
     with pytest.raises(ValueError, match="at least one sparsity rate"):
         reports.beta_sweep(cfg, betas=())
+    with pytest.raises(ValueError, match="dataset 'cifar10' has none"):  # it would judge on test images
+        reports.beta_sweep(make_config("paper", "cifar10"))
