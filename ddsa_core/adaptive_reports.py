@@ -11,7 +11,7 @@ from .config import Config
 from .defenses import Defended
 from .reports import DEFENSE_KEYS, defended_systems
 from .runtime import resolve_device
-from .sparsity import activations
+from .sparsity import activation_stats, activations
 from .training import classifier
 
 T = TypeVar("T")
@@ -119,7 +119,7 @@ def ablation_run(cfg: Config) -> dict:
         rows.append({"denoiser": label, "clean_accuracy": g.clean_accuracy.iloc[0],
                      "gray_fgsm": g.accuracy["fgsm"], "gray_pgd": g.accuracy["pgd"],
                      "white_pgd": white[(white.defense == label) & (white.attack == "pgd")].accuracy.iloc[0],
-                     "mean_activation": act.mean().item(), "fraction_zero": (act == 0).float().mean().item()})
+                     **activation_stats(act)})
     out = {"rows": rows, "images_gray": int(gray.images.iloc[0]), "images_white": int(white.images.iloc[0])}
     results.record("sparsity_ablation", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return out

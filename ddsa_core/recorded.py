@@ -274,11 +274,11 @@ def _beta_verdict(acc: pd.Series, book: float, noise: float) -> str:
     rivals = acc.drop(book)
     if rivals.empty:
         return f"Only the book's β = {book:g} was swept, ending at {acc[book]:.3f}"
-    runner = rivals.idxmax()
-    if acc[book] >= rivals.max():
-        level = "level with" if acc[book] == rivals.max() else f"ahead of the next, β = {runner:g} ({rivals.max():.3f}), by"
-        tail = f"β = {runner:g}" if level == "level with" else judged(acc[book] - rivals.max())
-        return f"The book's β = {book:g} ends best, at {acc[book]:.3f}, {level} {tail}"
+    runner, best = rivals.idxmax(), f"The book's β = {book:g} ends best, at {acc[book]:.3f}"
+    if acc[book] == rivals.max():
+        return f"{best}, level with β = {runner:g}"
+    if acc[book] > rivals.max():
+        return f"{best}, ahead of the next, β = {runner:g} ({rivals.max():.3f}), by {judged(acc[book] - rivals.max())}"
     return (f"β = {runner:g} ends best, at {rivals.max():.3f} against {acc[book]:.3f} for the book's β = {book:g}: "
             f"a gap of {judged(rivals.max() - acc[book])}")
 

@@ -11,7 +11,7 @@ from . import attacks, baselines, cache, data, defenses, diagnostics, paper, res
 from .adversarial import attack_overrides, attack_slice, craft
 from .config import DATASETS, Config
 from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
-from .sparsity import activations, fraction_near_target
+from .sparsity import activation_stats, activations, fraction_near_target
 from .runtime import resolve_device
 from .training import Trained, classifier, monitor_split
 
@@ -160,7 +160,7 @@ def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     acts = {label: activations(trained[key].model, x, cfg.eval_batch_size)
             for label, key in (("DDSA", "ddsa"), ("DDA", "dda"))}
     sparsity_stats = {
-        label: {"mean_activation": a.mean().item(), "fraction_zero": (a == 0).float().mean().item(),
+        label: {**activation_stats(a),
                 "mu_hat_mean": trained[key].model.act2.mu_hat.mean().item(),
                 "mu_hat_near_target": fraction_near_target(trained[key].model.act2.mu_hat, cfg.sparsity_mu)}
         for (label, key), a in zip((("DDSA", "ddsa"), ("DDA", "dda")), acts.values())
@@ -226,7 +226,7 @@ def beta_sweep(cfg: Config, betas: tuple[float, ...] = BETAS) -> dict:
         den = defenses.denoiser(c, "ddsa")
         act = activations(den.model, x, cfg.eval_batch_size)
         rows.append({"beta": beta, **{m: den.history[-1][m] for m in BETA_METRICS},
-                     "mean_activation": act.mean().item(), "fraction_zero": (act == 0).float().mean().item(),
+                     **activation_stats(act),
                      "mu_hat_near_target": fraction_near_target(den.model.act2.mu_hat, cfg.sparsity_mu)})
         history[f"{beta:g}"] = den.history
         weights[f"{beta:g}"] = {"key": den.key, "train_wall_s": den.train_wall_s, "cached": den.cached}

@@ -60,3 +60,8 @@ def activations(denoiser: nn.Module, x: torch.Tensor, batch_size: int = 500) -> 
     finally:
         hook.remove()
     return torch.cat(captured)
+
+
+def activation_stats(act: torch.Tensor) -> dict[str, float]:
+    """Mean activation of the constrained units and their fraction of exact zeros, over every input and unit."""
+    return {"mean_activation": act.mean().item(), "fraction_zero": (act == 0).float().mean().item()}
