@@ -133,12 +133,15 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
     paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
     if not seeds:
         raise ValueError("seeds must name at least one seed; got ()")
-    t0, wall, rows = time.perf_counter(), {}, []
+    t0, wall, rows, restarted = time.perf_counter(), {}, [], []
     for seed in seeds:
         start = time.perf_counter()
         c = cfg.replace(seed=seed)
         clf = classifier(c)
         systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
+        restarted += [{"seed": seed, "defense": label, "collapsed_again": note["collapsed_again"]}
+                      for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))
+                      if (note := defenses.denoiser(c, name).meta.get("restarted"))]  # cached: a load, no training
         gray = threat_models.gray_box(c, clf, {k: m for k, (m, _) in systems.items()}, ("pgd",))
         cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
         cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}
@@ -148,7 +151,7 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
         rows += [{"seed": seed, "cell": cell, "defense": label, "accuracy": acc} for (cell, label), acc in cells.items()]
         wall[f"seed {seed}"] = time.perf_counter() - start
     images = {"paper PGD": int(gray[0]["images"]), "adaptive PGD": int(battery.images.iloc[0])}  # alike per seed
-    out = {"rows": rows, "seeds": list(seeds), "images": images}
+    out = {"rows": rows, "seeds": list(seeds), "images": images, "restarted": restarted}
     results.record("seeds", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return out
 
@@ -167,7 +170,17 @@ def failed_seeds(run: dict, threshold: float = 0.5) -> pd.Series:
     return clean[clean < threshold]
 
 
-SEED_GLUE_KEYS = ("ddsa_gray", "ddsa_white", "ddsa_adaptive", "dda_gray", "dda_adaptive", "seeds", "failed", "failed_which")
+SEED_GLUE_KEYS = ("ddsa_gray", "ddsa_white", "ddsa_adaptive", "dda_gray", "dda_adaptive", "seeds", "failed", "failed_which",
+                  "restarted")
+
+
+def restarted_text(run: dict) -> str:
+    """Which denoisers of a seeds run had their collapsed first epoch rerun by the guard of
+    :func:`ddsa_core.defenses.denoiser` (and whether it collapsed again), or that the run predates the record."""
+    if "restarted" not in run:
+        return "not recorded by this run"
+    return ", ".join(f"{r['defense']} seed {r['seed']}" + (" (collapsed again)" if r["collapsed_again"] else "")
+                     for r in run["restarted"]) or "none"
 
 
 def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
@@ -183,7 +196,7 @@ def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
     values = (mean_sd("gray-box PGD", "DDSA"), mean_sd("white-box PGD", "DDSA"), mean_sd("adaptive PGD", "DDSA"),
               mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"), str(len(run["seeds"])),
               f"{len(failed)} of {len(run['seeds'])}",
-              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none")
+              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none", restarted_text(run))
     return {prefix + key: value for key, value in zip(SEED_GLUE_KEYS, values, strict=True)}
 
 

@@ -92,14 +92,17 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     monkeypatch.setattr(reports, "classifier", lambda cfg: stub(2))
     monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model, clf: live)
     assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
-    assert set(recorded.epsilon_sweep_glue("cifar10").values()) == {recorded.PENDING}
+    pending = recorded.epsilon_sweep_glue("cifar10")
+    assert {v for k, v in pending.items() if k not in ("rec_eps_origin", "rec_eps_settings")} == {recorded.PENDING}
+    assert "--dataset cifar10 --stages epsilon_sweep" in pending["rec_eps_origin"]  # a sentence: how to record it
     reports.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
     back = recorded.epsilon_sweep("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
     glue = recorded.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
     assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
-    assert glue["rec_eps_images"] == "20" and set(glue) == set(recorded.EPS_KEYS)
+    assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(recorded.EPS_KEYS)
+    assert recorded._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
     assert glue["rec_eps_settings"] == "Its settings differ from the paper profile in attack_size 20 (paper profile: all)."
     assert glue["rec_eps_training"] == "classifier 2 min, DDSA with its PGD training pairs 3 min"
     assert glue["rec_eps_origin"].startswith("It ran on cpu") and "(classifier 2 min, DDSA with its PGD training pairs 3 min)" in glue["rec_eps_origin"]
