@@ -289,13 +289,20 @@ def _beta_verdict(acc: pd.Series, book: float, noise: float) -> str:
             f"a gap of {judged(rivals.max() - acc[book])}")
 
 
-def _beta_origin(doc: dict, book: float, gray: dict | None) -> str:
-    """Where the sweep's rates were trained, and whether its book-rate row is the gray-box table's DDSA."""
+def _trained_where(doc: dict, symbol: str) -> str:
+    """Which of a sweep's rates (``doc["results"]["weights"]``, keyed by rate) this run trained, on which
+    device, and which it loaded from the cache."""
     device, weights = doc["provenance"]["device"], doc["results"]["weights"]
     loaded = [b for b, w in weights.items() if w["cached"]]
     fresh = [b for b in weights if b not in loaded]
-    out = f"This run trained β = {', '.join(fresh)} on {device}" if fresh else f"This run ran on {device} and trained no rate"
-    out += f"; it loaded β = {', '.join(loaded)} from the cache, trained earlier with the same key." if loaded else "."
+    out = f"This run trained {symbol} = {', '.join(fresh)} on {device}" if fresh else f"This run ran on {device} and trained no rate"
+    return out + (f"; it loaded {symbol} = {', '.join(loaded)} from the cache, trained earlier with the same key." if loaded else ".")
+
+
+def _beta_origin(doc: dict, book: float, gray: dict | None) -> str:
+    """Where the sweep's rates were trained, and whether its book-rate row is the gray-box table's DDSA."""
+    device, weights = doc["provenance"]["device"], doc["results"]["weights"]
+    out = _trained_where(doc, "β")
     mine = weights.get(f"{book:g}")
     if mine is None or gray is None:
         return out
@@ -320,6 +327,60 @@ def beta_sweep_glue(dataset: str) -> dict[str, str]:
     return {"rec_bs_provenance": results.describe(doc), "rec_bs_images": f"{n:,} {run['split']}",
             "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index), "rec_bs_verdict": _beta_verdict(acc, book, noise),
             "rec_bs_noise": f"±{100 * noise:.1f} points", "rec_bs_origin": _beta_origin(doc, book, _doc(dataset, "gray_box"))}
+
+
+def lr_sweep_doc(dataset: str) -> dict | None:
+    """The largest-scale recorded learning-rate sweep of ``dataset``: the paper profile's, else the reduced one's."""
+    return _doc(dataset, "lr_sweep") or table8_run(dataset, "lr_sweep")
+
+
+def lr_sweep(dataset: str) -> pd.DataFrame | None:
+    """The recorded learning-rate sweep, one row per rate (indexed by lr), or ``None`` before it exists."""
+    doc = lr_sweep_doc(dataset)
+    return pd.DataFrame(doc["results"]["rows"]).set_index("lr") if doc else None
+
+
+def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
+    """Per-epoch history of each recorded rate's classifier, in long form keyed ``lr``, or ``None``."""
+    doc = lr_sweep_doc(dataset)
+    return reports.history_frame(doc["results"]["history"], key="lr") if doc else None
+
+
+LR_KEYS = ("rec_lr_provenance", "rec_lr_profile", "rec_lr_settings", "rec_lr_epochs", "rec_lr_verdict", "rec_lr_origin")
+
+
+def _lr_verdict(rows: pd.DataFrame, paper_lr: float, images: int) -> str:
+    """Table 3's rate against each other rate swept: how low the training loss gets, and test accuracy
+    at the last epoch with one measurement's noise."""
+    if paper_lr not in rows.index:
+        return f"Table 3's rate ({paper_lr:g}) was not among the rates swept."
+    mine = rows.loc[paper_lr]
+    out = (f"At Table 3's rate ({paper_lr:g}) the training loss gets no lower than {mine.min_loss:.3f} and ends at "
+           f"{mine.final_loss:.3f}, with test accuracy {mine.test_accuracy:.3f}")
+    for lr, row in rows.drop(paper_lr).iterrows():
+        gap = row.test_accuracy - mine.test_accuracy
+        noise = sanity.binomial_margin(max(row.test_accuracy, mine.test_accuracy), images, continuity=False)
+        out += (f"; at {lr:g} the loss ends at {row.final_loss:.3f} and test accuracy at {row.test_accuracy:.3f}, "
+                f"{100 * gap:+.1f} points, {'within' if abs(gap) <= noise else 'beyond'} one measurement's noise "
+                f"(±{100 * noise:.1f})")
+    return out + "."
+
+
+def lr_sweep_glue(dataset: str) -> dict[str, str]:
+    """The recorded learning-rate sweep: provenance, profile and its deviations from the paper profile,
+    epochs, Table 3's rate against the others, and where each rate was trained; :data:`PENDING` until it runs."""
+    doc = lr_sweep_doc(dataset)
+    if doc is None:
+        return _pending(*LR_KEYS) | {"rec_lr_settings": f"The learning-rate sweep is {PENDING} (python -m ddsa_core.record "
+                                                        f"--profile {REDUCED} --dataset {dataset} --stages lr_sweep records it)."}
+    run, dev = doc["results"], deviations(doc)
+    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
+    return {"rec_lr_provenance": results.describe(doc), "rec_lr_profile": doc["profile"],
+            "rec_lr_settings": f"Its settings differ from the paper profile in {changed}." if changed
+            else "It uses the paper profile's settings unchanged.",
+            "rec_lr_epochs": str(doc["config"]["clf_epochs"]),
+            "rec_lr_verdict": _lr_verdict(pd.DataFrame(run["rows"]).set_index("lr"), doc["config"]["clf_lr"], run["images"]),
+            "rec_lr_origin": _trained_where(doc, "lr")}
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:

@@ -11,7 +11,8 @@ def test_bad_stage_names_fail_before_any_compute(capsys):
     assert "['tabel7'] unknown for dataset 'mnist'; allowed:" in capsys.readouterr().err
     assert record.main(["--dataset", "cifar10", "--stages", "baselines"]) == 2  # MagNet is MNIST only
     assert "['baselines'] unknown for dataset 'cifar10'" in capsys.readouterr().err
-    assert record.stages_for("mnist") == list(record.STAGES) and "seeds" in record.STAGES  # issue 7's paper seeds
+    assert record.stages_for("mnist") == [s for s in record.STAGES if s != "lr_sweep"] and "seeds" in record.STAGES  # issue 7's paper seeds
+    assert "lr_sweep" in record.stages_for("cifar10") and "lr_sweep" not in record.stages_for("mnist")
     assert "baselines" not in record.stages_for("cifar10") and "gray_box" in record.stages_for("cifar10")
 
 

@@ -184,3 +184,50 @@ def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
         reports.beta_sweep(cfg, betas=())
     with pytest.raises(ValueError, match="dataset 'cifar10' has none"):  # it would judge on test images
         reports.beta_sweep(make_config("paper", "cifar10"))
+
+
+def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tmp_path, monkeypatch):
+    """The learning-rate sweep trains one classifier per rate, all else equal; its glue sets Table 3's rate
+    against the others (loss, test accuracy, one measurement's noise) and says which rates it trained."""
+    import pytest
+    from types import SimpleNamespace
+
+    from ddsa_core import recorded
+    from ddsa_core.training import Trained
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    final = {1e-3: (0.80, 0.60), 1e-4: (0.30, 0.75)}  # lr -> (training loss, test accuracy) at the last epoch
+    trained = []
+
+    def fake_classifier(cfg):
+        trained.append(cfg.clf_lr)
+        loss, _ = final[cfg.clf_lr]
+        history = [{"epoch": e, "loss": loss + (2 - e) / 10, "test_acc": 0.5} for e in (1, 2)]
+        return Trained(SimpleNamespace(lr=cfg.clf_lr), history, f"k{cfg.clf_lr:g}", 60.0, cfg.clf_lr == 1e-4)
+
+    monkeypatch.setattr(reports, "classifier", fake_classifier)
+    monkeypatch.setattr(reports, "accuracy", lambda model, x, y, batch: final[model.lr][1])
+    assert recorded.lr_sweep("mnist") is None
+    pending = recorded.lr_sweep_glue("mnist")
+    assert set(pending) == set(recorded.LR_KEYS) and all(recorded.PENDING in v for v in pending.values())
+    assert "--profile reduced --dataset mnist --stages lr_sweep" in pending["rec_lr_settings"]
+    with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
+        reports.lr_sweep(make_config("reduced", "mnist"), lrs=(1e-3, -1.0))
+    with pytest.raises(ValueError, match="at least one learning rate"):
+        reports.lr_sweep(make_config("reduced", "mnist"), lrs=())
+    assert trained == []
+    cfg = make_config("reduced", "mnist", clf_lr=1e-3, test_size=20)
+    reports.lr_sweep_run(cfg)
+    assert trained == [1e-3, 1e-4]
+    frame = recorded.lr_sweep("mnist")  # no paper-profile sweep recorded: the reduced one
+    assert list(frame.index) == [1e-3, 1e-4] and frame.test_accuracy.tolist() == [0.60, 0.75]
+    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(recorded.lr_sweep_history("mnist").lr) == {"0.001", "0.0001"}
+    glue = recorded.lr_sweep_glue("mnist")
+    assert set(glue) == set(recorded.LR_KEYS) and glue["rec_lr_profile"] == "reduced"
+    assert glue["rec_lr_verdict"] == (
+        "At Table 3's rate (0.001) the training loss gets no lower than 0.800 and ends at 0.800, with test accuracy "
+        "0.600; at 0.0001 the loss ends at 0.300 and test accuracy at 0.750, +15.0 points, within one measurement's "
+        "noise (±19.0).")  # 20 images
+    assert glue["rec_lr_origin"].startswith("This run trained lr = 0.001 on cpu")
+    assert glue["rec_lr_origin"].endswith("; it loaded lr = 0.0001 from the cache, trained earlier with the same key.")
+    assert "clf_lr 0.001 (paper profile: 0.01)" in glue["rec_lr_settings"] and "test_size 20" in glue["rec_lr_settings"]
