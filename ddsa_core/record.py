@@ -20,7 +20,6 @@ from .runtime import git_commit
 
 STAGES: dict[str, Callable[[Config], object]] = {
     "classifier": reports.classifier_run,
-    "lr_sweep": reports.lr_sweep_run,
     "attacks_no_defense": reports.no_defense_run,
     "gradient_masking": reports.gradient_masking_run,
     "attacks_gradient_variants": reports.gradient_variants_run,
@@ -34,6 +33,7 @@ STAGES: dict[str, Callable[[Config], object]] = {
     "adaptive": adaptive_reports.adaptive_run,
     "sparsity_ablation": adaptive_reports.ablation_run,
     "seeds": adaptive_reports.seeds_run,
+    "lr_sweep": reports.lr_sweep_run,  # last: a diagnosis that trains classifiers no table uses
 }
 
 

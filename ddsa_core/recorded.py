@@ -171,8 +171,7 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
     :data:`PENDING` where a run is missing."""
     doc, gray = _doc(dataset, "epsilon_sweep"), _doc(dataset, "gray_box")
     out = _pending(*EPS_KEYS) | {
-        "rec_eps_origin": f"The paper-profile Figure 5 run is {PENDING} (python -m ddsa_core.record --profile paper "
-                          f"--dataset {dataset} --stages epsilon_sweep records it).",
+        "rec_eps_origin": f"The paper-profile Figure 5 run is {PENDING}: the command at the end of this paragraph records it.",
         "rec_eps_settings": f"Until it is recorded, its numbers read {PENDING}."}
     if gray is not None:
         out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
@@ -182,12 +181,15 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
     labels = {"classifier": "classifier", "ddsa": "DDSA with its PGD training pairs"}  # the pairs are crafted inside its training
     training = "not recorded" if weights is None else ", ".join(
         f"{label} {weights[name]['train_wall_s'] / 60:.0f} min" for name, label in labels.items())
-    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
     out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_training": training,
-            "rec_eps_origin": _sweep_origin(doc, gray, training),
-            "rec_eps_settings": f"Its settings differ from the paper profile in {changed}." if changed
-            else "It uses the paper profile's settings unchanged."}
+            "rec_eps_origin": _sweep_origin(doc, gray, training), "rec_eps_settings": _settings_sentence(dev)}
     return out | _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
+
+
+def _settings_sentence(dev: pd.DataFrame) -> str:
+    """A recorded run's deviations from the paper profile (:func:`deviations`) as one sentence."""
+    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
+    return f"Its settings differ from the paper profile in {changed}." if changed else "It uses the paper profile's settings unchanged."
 
 
 def ablation_frame(dataset: str) -> pd.DataFrame | None:
@@ -346,7 +348,8 @@ def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
     return reports.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
-LR_KEYS = ("rec_lr_provenance", "rec_lr_profile", "rec_lr_settings", "rec_lr_epochs", "rec_lr_verdict", "rec_lr_origin")
+LR_KEYS = ("rec_lr_provenance", "rec_lr_text")
+CLASSIFIER_FIELDS = ("train_size", "test_size")  # with every clf_* field: what shapes a classifier and its test accuracy
 
 
 def _lr_verdict(rows: pd.DataFrame, paper_lr: float, images: int) -> str:
@@ -367,20 +370,19 @@ def _lr_verdict(rows: pd.DataFrame, paper_lr: float, images: int) -> str:
 
 
 def lr_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded learning-rate sweep: provenance, profile and its deviations from the paper profile,
-    epochs, Table 3's rate against the others, and where each rate was trained; :data:`PENDING` until it runs."""
+    """The recorded learning-rate sweep: provenance, and one paragraph with its profile, epochs, the
+    classifier settings that deviate from the paper profile, where each rate was trained and Table 3's
+    rate against the others; a sentence saying it is :data:`PENDING` until it runs."""
     doc = lr_sweep_doc(dataset)
     if doc is None:
-        return _pending(*LR_KEYS) | {"rec_lr_settings": f"The learning-rate sweep is {PENDING} (python -m ddsa_core.record "
-                                                        f"--profile {REDUCED} --dataset {dataset} --stages lr_sweep records it)."}
+        return {"rec_lr_provenance": PENDING,
+                "rec_lr_text": f"No learning-rate sweep of {dataset} is recorded yet ({PENDING}): the commands below record it."}
     run, dev = doc["results"], deviations(doc)
-    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
-    return {"rec_lr_provenance": results.describe(doc), "rec_lr_profile": doc["profile"],
-            "rec_lr_settings": f"Its settings differ from the paper profile in {changed}." if changed
-            else "It uses the paper profile's settings unchanged.",
-            "rec_lr_epochs": str(doc["config"]["clf_epochs"]),
-            "rec_lr_verdict": _lr_verdict(pd.DataFrame(run["rows"]).set_index("lr"), doc["config"]["clf_lr"], run["images"]),
-            "rec_lr_origin": _trained_where(doc, "lr")}
+    dev = dev[[f.startswith("clf_") or f in CLASSIFIER_FIELDS for f in dev.index]]
+    verdict = _lr_verdict(pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr, run["images"])
+    text = (f"Recorded in the {doc['profile']} profile over {doc['config']['clf_epochs']} epochs, on "
+            f"{run['images']:,} test images. {_settings_sentence(dev)} {_trained_where(doc, 'lr')} {verdict}")
+    return {"rec_lr_provenance": results.describe(doc), "rec_lr_text": text}
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:

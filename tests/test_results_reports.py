@@ -94,7 +94,8 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
     pending = recorded.epsilon_sweep_glue("cifar10")
     assert {v for k, v in pending.items() if k not in ("rec_eps_origin", "rec_eps_settings")} == {recorded.PENDING}
-    assert "--dataset cifar10 --stages epsilon_sweep" in pending["rec_eps_origin"]  # a sentence: how to record it
+    assert pending["rec_eps_origin"].endswith("the command at the end of this paragraph records it.")  # no "--" in glued text:
+    assert "--" not in "".join(pending.values())  # Sphinx's smart quotes would print it as a dash
     reports.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
     back = recorded.epsilon_sweep("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
@@ -190,6 +191,7 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     """The learning-rate sweep trains one classifier per rate, all else equal; its glue sets Table 3's rate
     against the others (loss, test accuracy, one measurement's noise) and says which rates it trained."""
     import pytest
+    import torch
     from types import SimpleNamespace
 
     from ddsa_core import recorded
@@ -207,27 +209,41 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
 
     monkeypatch.setattr(reports, "classifier", fake_classifier)
     monkeypatch.setattr(reports, "accuracy", lambda model, x, y, batch: final[model.lr][1])
-    assert recorded.lr_sweep("mnist") is None
-    pending = recorded.lr_sweep_glue("mnist")
+    monkeypatch.setattr(reports.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
+    assert recorded.lr_sweep("cifar10") is None
+    pending = recorded.lr_sweep_glue("cifar10")
     assert set(pending) == set(recorded.LR_KEYS) and all(recorded.PENDING in v for v in pending.values())
-    assert "--profile reduced --dataset mnist --stages lr_sweep" in pending["rec_lr_settings"]
+    assert pending["rec_lr_text"].startswith("No learning-rate sweep of cifar10 is recorded yet")
+    cfg = make_config("reduced", "cifar10", test_size=20)
     with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
-        reports.lr_sweep(make_config("reduced", "mnist"), lrs=(1e-3, -1.0))
+        reports.lr_sweep(cfg, lrs=(1e-3, -1.0))
     with pytest.raises(ValueError, match="at least one learning rate"):
-        reports.lr_sweep(make_config("reduced", "mnist"), lrs=())
+        reports.lr_sweep(cfg, lrs=())
     assert trained == []
-    cfg = make_config("reduced", "mnist", clf_lr=1e-3, test_size=20)
     reports.lr_sweep_run(cfg)
     assert trained == [1e-3, 1e-4]
-    frame = recorded.lr_sweep("mnist")  # no paper-profile sweep recorded: the reduced one
+    frame = recorded.lr_sweep("cifar10")  # no paper-profile sweep recorded: the reduced one
     assert list(frame.index) == [1e-3, 1e-4] and frame.test_accuracy.tolist() == [0.60, 0.75]
-    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(recorded.lr_sweep_history("mnist").lr) == {"0.001", "0.0001"}
-    glue = recorded.lr_sweep_glue("mnist")
-    assert set(glue) == set(recorded.LR_KEYS) and glue["rec_lr_profile"] == "reduced"
-    assert glue["rec_lr_verdict"] == (
+    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(recorded.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
+    assert set(results.load("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
+    glue = recorded.lr_sweep_glue("cifar10")
+    assert set(glue) == set(recorded.LR_KEYS) and not any(recorded.PENDING in v for v in glue.values())
+    text = glue["rec_lr_text"]
+    assert text.startswith("Recorded in the reduced profile over 10 epochs, on 20 test images. Its settings differ from "
+                           "the paper profile in clf_epochs 10 (paper profile: 64); test_size 20 (paper profile: all).")
+    assert "ae_" not in text and "attack_size" not in text  # only what shapes the classifier
+    assert "This run trained lr = 0.001 on cpu" in text and "it loaded lr = 0.0001 from the cache" in text
+    assert text.endswith(
         "At Table 3's rate (0.001) the training loss gets no lower than 0.800 and ends at 0.800, with test accuracy "
         "0.600; at 0.0001 the loss ends at 0.300 and test accuracy at 0.750, +15.0 points, within one measurement's "
         "noise (±19.0).")  # 20 images
-    assert glue["rec_lr_origin"].startswith("This run trained lr = 0.001 on cpu")
-    assert glue["rec_lr_origin"].endswith("; it loaded lr = 0.0001 from the cache, trained earlier with the same key.")
-    assert "clf_lr 0.001 (paper profile: 0.01)" in glue["rec_lr_settings"] and "test_size 20" in glue["rec_lr_settings"]
+
+
+def test_lr_verdict_takes_table_3s_rate_from_the_paper_profile_not_from_the_run():
+    from ddsa_core.recorded import _lr_verdict
+
+    rows = pd.DataFrame({"lr": [1e-3, 1e-4], "test_accuracy": [0.6, 0.7], "final_loss": [0.8, 0.4],
+                         "min_loss": [0.79, 0.4]}).set_index("lr")
+    assert _lr_verdict(rows, 1e-3, 10_000).startswith("At Table 3's rate (0.001) the training loss gets no lower than 0.790")
+    assert "beyond one measurement's noise (±0.9)" in _lr_verdict(rows, 1e-3, 10_000)
+    assert _lr_verdict(rows, 0.01, 100) == "Table 3's rate (0.01) was not among the rates swept."
