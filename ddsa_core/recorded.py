@@ -380,8 +380,14 @@ def lr_sweep_glue(dataset: str) -> dict[str, str]:
     run, dev = doc["results"], deviations(doc)
     dev = dev[[f.startswith("clf_") or f in CLASSIFIER_FIELDS for f in dev.index]]
     verdict = _lr_verdict(pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr, run["images"])
-    text = (f"Recorded in the {doc['profile']} profile over {doc['config']['clf_epochs']} epochs, on "
-            f"{run['images']:,} test images. {_settings_sentence(dev)} {_trained_where(doc, 'lr')} {verdict}")
+    epochs, paper = doc["config"]["clf_epochs"], classifier(dataset)
+    text = (f"Recorded in the {doc['profile']} profile over {epochs} epochs, on {run['images']:,} test images. "
+            f"{_settings_sentence(dev)} {_trained_where(doc, 'lr')} {verdict}")
+    if paper is not None and epochs < len(paper["results"]["history"]):
+        low = min(paper["results"]["history"], key=lambda h: h["loss"])
+        text += (f" This run stops after {epochs} epochs, while the paper-profile run at Table 3's rate reached its "
+                 f"lowest training loss, {low['loss']:.2f}, at epoch {low['epoch']} of {len(paper['results']['history'])}: "
+                 "it shows how far each rate fits the training set early on, not how either run ends.")
     return {"rec_lr_provenance": results.describe(doc), "rec_lr_text": text}
 
 

@@ -236,7 +236,12 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     assert text.endswith(
         "At Table 3's rate (0.001) the training loss gets no lower than 0.800 and ends at 0.800, with test accuracy "
         "0.600; at 0.0001 the loss ends at 0.300 and test accuracy at 0.750, +15.0 points, within one measurement's "
-        "noise (±19.0).")  # 20 images
+        "noise (±19.0).")  # 20 images; no paper-profile classifier recorded here, so no word on where it turned
+    paper = [{"epoch": e, "loss": abs(e - 11) / 10 + 0.7, "test_acc": 0.6} for e in range(1, 13)]  # lowest at epoch 11
+    results.record("classifier", make_config("paper", "cifar10"), {"history": paper}, {"train": 1.0}, torch.device("cpu"))
+    assert recorded.lr_sweep_glue("cifar10")["rec_lr_text"].endswith(
+        " This run stops after 10 epochs, while the paper-profile run at Table 3's rate reached its lowest training "
+        "loss, 0.70, at epoch 11 of 12: it shows how far each rate fits the training set early on, not how either run ends.")
 
 
 def test_lr_verdict_takes_table_3s_rate_from_the_paper_profile_not_from_the_run():
