@@ -140,8 +140,7 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
         clf = classifier(c)
         systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
         restarted += [{"seed": seed, "defense": label, "collapsed_again": note["collapsed_again"]}
-                      for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))
-                      if (note := defenses.denoiser(c, name).meta.get("restarted"))]  # cached: a load, no training
+                      for label in ("DDSA", "DDA") if (note := systems[label][0].meta.get("restarted"))]
         gray = threat_models.gray_box(c, clf, {k: m for k, (m, _) in systems.items()}, ("pgd",))
         cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
         cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}

@@ -30,6 +30,7 @@ JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 SPLITS = {"mnist": ("train", "val", "test"), "cifar10": ("train", "test")}
 _MNIST_TRAIN = 50_000
 TRAIN_SIZE = {"mnist": _MNIST_TRAIN, "cifar10": 50_000}  # training images as the paper splits each dataset
+TEST_SIZE = 10_000  # the test split of both datasets, as the paper uses it
 
 
 class DataUnavailable(FileNotFoundError):

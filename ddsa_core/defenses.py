@@ -30,11 +30,12 @@ RECIPE = "collapse-restart-1"  # part of the weights' key: the restart below cha
 
 
 class Defended(nn.Module):
-    """The defended pipeline of the paper's Fig. 3: ``classifier(defense(x))``."""
+    """The defended pipeline of the paper's Fig. 3: ``classifier(defense(x))``; ``meta`` is the defense's
+    training record (:attr:`Trained.meta`), where it has one."""
 
-    def __init__(self, defense: nn.Module, classifier: nn.Module) -> None:
+    def __init__(self, defense: nn.Module, classifier: nn.Module, meta: dict | None = None) -> None:
         super().__init__()
-        self.defense, self.classifier = defense, classifier
+        self.defense, self.classifier, self.meta = defense, classifier, meta or {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.defense(x))

@@ -121,8 +121,6 @@ def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-TEST_IMAGES = 10_000  # the test split of both datasets, as the paper uses it
-
 EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_origin", "rec_eps_settings", "rec_eps_training",
             *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
             *(f"rec_eps_gb_{k}" for k in ("images", "clean", "ddsa_clean", "ddsa_pgd")))
@@ -132,7 +130,7 @@ def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
     n = int(at.loc[('DDSA', 'pgd'), 'images'])
-    return {f"{prefix}images": f"all {n:,}" if n == TEST_IMAGES else f"the first {n:,}",
+    return {f"{prefix}images": f"all {n:,}" if n == data.TEST_SIZE else f"the first {n:,}",
             f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}

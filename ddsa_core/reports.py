@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -47,14 +48,22 @@ def lr_sweep(cfg: Config, lrs: tuple[float, ...] = CLF_LRS) -> dict:
         raise ValueError("lrs must name at least one learning rate; got ()")
     configs = {lr: cfg.replace(clf_lr=lr) for lr in lrs}  # every rate validated before any training
     x, y = data.load(cfg.dataset, "test", cfg.test_size)
+    row = lambda clf: {"test_accuracy": accuracy(clf.model, x, y, cfg.eval_batch_size),
+                       "final_loss": clf.history[-1]["loss"], "min_loss": min(h["loss"] for h in clf.history)}
+    return _sweep("lr", configs, classifier, row) | {"images": len(y)}
+
+
+def _sweep(field: str, configs: dict[float, Config], train: Callable[[Config], Trained],
+           row: Callable[[Trained], dict]) -> dict:
+    """One model trained (or loaded) per value of ``field``: its row of results, its per-epoch
+    history, and where its weights came from, each keyed by the value."""
     rows, history, weights = [], {}, {}
-    for lr, c in configs.items():
-        clf = classifier(c)
-        rows.append({"lr": lr, "test_accuracy": accuracy(clf.model, x, y, cfg.eval_batch_size),
-                     "final_loss": clf.history[-1]["loss"], "min_loss": min(h["loss"] for h in clf.history)})
-        history[f"{lr:g}"] = clf.history
-        weights[f"{lr:g}"] = {"key": clf.key, "train_wall_s": clf.train_wall_s, "cached": clf.cached}
-    return {"rows": rows, "history": history, "weights": weights, "images": len(y)}
+    for value, c in configs.items():
+        trained = train(c)
+        rows.append({field: value, **row(trained)})
+        history[f"{value:g}"] = trained.history
+        weights[f"{value:g}"] = {"key": trained.key, "train_wall_s": trained.train_wall_s, "cached": trained.cached}
+    return {"rows": rows, "history": history, "weights": weights}
 
 
 def lr_sweep_run(cfg: Config, lrs: tuple[float, ...] = CLF_LRS) -> dict:
@@ -254,16 +263,10 @@ def beta_sweep(cfg: Config, betas: tuple[float, ...] = BETAS) -> dict:
         raise ValueError(f"beta_sweep judges on a validation split; dataset {cfg.dataset!r} has none (allowed: mnist)")
     configs = {beta: cfg.replace(sparsity_beta=beta) for beta in betas}  # every rate validated before any training
     x = data.load(cfg.dataset, watch, cfg.ae_val_size)[0]
-    rows, history, weights = [], {}, {}
-    for beta, c in configs.items():
-        den = defenses.denoiser(c, "ddsa")
-        act = activations(den.model, x, cfg.eval_batch_size)
-        rows.append({"beta": beta, **{m: den.history[-1][m] for m in BETA_METRICS},
-                     **activation_stats(act),
-                     "mu_hat_near_target": fraction_near_target(den.model.act2.mu_hat, cfg.sparsity_mu)})
-        history[f"{beta:g}"] = den.history
-        weights[f"{beta:g}"] = {"key": den.key, "train_wall_s": den.train_wall_s, "cached": den.cached}
-    return {"rows": rows, "history": history, "weights": weights, "split": watch, "images": len(x)}
+    row = lambda den: {**{m: den.history[-1][m] for m in BETA_METRICS},
+                       **activation_stats(activations(den.model, x, cfg.eval_batch_size)),
+                       "mu_hat_near_target": fraction_near_target(den.model.act2.mu_hat, cfg.sparsity_mu)}
+    return _sweep("beta", configs, lambda c: defenses.denoiser(c, "ddsa"), row) | {"split": watch, "images": len(x)}
 
 
 def beta_sweep_run(cfg: Config, betas: tuple[float, ...] = BETAS) -> dict:
@@ -494,7 +497,7 @@ def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
 
     def denoised(name: str) -> tuple[nn.Module, str]:
         den = defenses.denoiser(cfg, name)
-        return defenses.Defended(den.model, clf.model), joint(den.key, clf.key)
+        return defenses.Defended(den.model, clf.model, den.meta), joint(den.key, clf.key)
 
     def magnet() -> tuple[nn.Module, str]:
         system, parts = baselines.magnet(cfg, clf.model)

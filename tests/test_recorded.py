@@ -108,9 +108,8 @@ def test_seeds_run_records_the_denoisers_whose_first_epoch_was_rerun(tmp_path, m
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     note = {"collapsed_first_epoch": {"epoch": 1}, "collapsed_again": False}
     monkeypatch.setattr(adaptive_reports, "classifier", lambda c: "clf")
-    monkeypatch.setattr(adaptive_reports, "defended_systems", lambda c, only, clf: {d: ("model", "key") for d in only})
-    monkeypatch.setattr(adaptive_reports.defenses, "denoiser", lambda c, name: SimpleNamespace(
-        meta={"restarted": note if (c.seed, name) == (1, "dda") else None}))
+    monkeypatch.setattr(adaptive_reports, "defended_systems", lambda c, only, clf: {d: (SimpleNamespace(
+        meta={"restarted": note if (c.seed, d) == (1, "DDA") else None}), "key") for d in only})
     rows = lambda: [{"defense": d, "accuracy": 0.5, "clean_accuracy": 0.9, "images": 10} for d in adaptive_reports.SEED_DEFENSES]
     monkeypatch.setattr(adaptive_reports.threat_models, "gray_box", lambda c, clf, systems, attacks: rows())
     monkeypatch.setattr(adaptive_reports.threat_models, "white_box", lambda c, systems, attacks: rows())
