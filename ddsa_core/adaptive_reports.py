@@ -215,7 +215,7 @@ def verdict(battery: pd.DataFrame, weaker: pd.DataFrame, dataset: str) -> dict[s
     for label in worst.index:  # the attack with the lowest accuracy on this defense
         rows = battery[(battery.defense == label) & ~battery.attack.isin(["worst case", "autoattack"])]
         best = rows[rows.accuracy == rows.accuracy.min()].attack.tolist()  # every attack tied at the lowest
-        breaker[label] = " and ".join(best) if len(best) <= 3 else f"{', '.join(best[:3])} and {len(best) - 3} more"
+        breaker[label] = " and ".join([", ".join(best[:-1]), best[-1]] if len(best) > 1 else best)
     out = {"images": str(int(battery.images.iloc[0]))}
     for label, key in (("DDSA", "ddsa"), ("DDA", "dda"), ("MagNet", "magnet"), ("Adv. training", "adv"), ("No defense", "none")):
         if label in worst.index:

@@ -102,10 +102,23 @@ def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, st
     return per_attack | {"gm_paper_device": rec["device"],
             "gm_paper_margin": fmt("median_top2_margin", ".1f"),
             "gm_paper_zero": fmt("zero_grad_images_float32", ".1%"),
+            "gm_paper_underflow": fmt("above_underflow_float32", ".1%"),
             "gm_paper_cancel": fmt("above_cancel_float32", ".1%"),
             "gm_paper_cancel64": fmt("above_cancel_float64", ".1%"),
             "gm_paper_sign32": fmt("sign_agreement_float32", ".1%"),
             "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
+
+
+def paper_settings_glue(dataset: str) -> dict[str, str]:
+    """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
+    the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
+    cfg = make_config("paper", dataset)
+    count = lambda n, total: f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
+    return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
+            "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
+            "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": f"{cfg.adaptive_size:,}",
+            "pp_restarts": str(cfg.adaptive_restarts), "pp_steps": str(cfg.adaptive_steps),
+            "pp_square": f"{cfg.square_queries:,}"}
 
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
@@ -389,6 +402,26 @@ def lr_sweep_glue(dataset: str) -> dict[str, str]:
     return {"rec_lr_provenance": results.describe(doc), "rec_lr_text": text}
 
 
+def cifar10_costs() -> dict[str, str]:
+    """What CIFAR-10's classifier and learning-rate sweep cost, from records: ``rec_clf_cost_cpu``
+    (the reduced classifier, scaled to Table 3's epochs), ``rec_lr_cost_gpu`` (twice the paper-profile
+    classifier's training) and ``rec_lr_cost_cpu`` (the reduced sweep, per rate)."""
+    out = _pending("rec_clf_cost_cpu", "rec_lr_cost_gpu", "rec_lr_cost_cpu")
+    epochs = make_config("paper", "cifar10").clf_epochs
+    if red := table8_run("cifar10", "classifier"):
+        minutes, done = red["wall_s"]["train"] / 60, red["config"]["clf_epochs"]
+        out["rec_clf_cost_cpu"] = (f"the reduced profile's {done} epochs took {minutes:.0f} min of training on "
+                                   f"{red['provenance']['device']}, so Table 3's {epochs} would take about "
+                                   f"{minutes * epochs / done / 60:.1f} hours there")
+    if paper := classifier("cifar10"):
+        out["rec_lr_cost_gpu"] = (f"about {2 * paper['wall_s']['train'] / 60:.0f} minutes on {paper['provenance']['device']}, "
+                                  "twice the recorded classifier's training")
+    if sweep := table8_run("cifar10", "lr_sweep"):
+        minutes = [w["train_wall_s"] / 60 for w in sweep["results"]["weights"].values()]
+        out["rec_lr_cost_cpu"] = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per rate on {sweep['provenance']['device']}"
+    return out
+
+
 def baselines_table(dataset: str) -> pd.DataFrame | str:
     """The baselines table of the recorded run, or why it is missing."""
     run = _results(_doc(dataset, "baselines"))
@@ -435,13 +468,27 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     ``doc``: :func:`threat_models`' result, if already loaded."""
     doc = doc or threat_models(dataset)
     if doc is None:
-        return _pending("rec_claims_held", "rec_tm_provenance", "rec_ddsa_white_pgd", "rec_ddsa_gray_pgd", "rec_dda_white_pgd")
+        return _pending("rec_claims_held", "rec_claims_failed", "rec_tm_provenance", "rec_ddsa_white_pgd",
+                        "rec_ddsa_gray_pgd", "rec_dda_white_pgd", "rec_magnet_white_linf", "rec_magnet_white_cw")
     run = doc["results"]
-    return {"rec_claims_held": reports.claims_held_text(reports.claims_table(run, dataset)),
+    claims = reports.claims_table(run, dataset)
+    return _magnet_white(run["white_box"]) | {
+            "rec_claims_held": reports.claims_held_text(claims),
+            "rec_claims_failed": "; ".join(f"“{c}”" for c in claims.index[claims["holds in ours"] == False]) or "none",  # noqa: E712
             "rec_tm_provenance": results.describe(doc),
             "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
             "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
+
+
+def _magnet_white(rows: list[dict]) -> dict[str, str]:
+    """MagNet's white-box accuracy under the four L-inf attacks (a range) and under C&W."""
+    acc = {r["attack"]: r["accuracy"] for r in rows if r["defense"] == "MagNet"}
+    if not acc:
+        return dict.fromkeys(("rec_magnet_white_linf", "rec_magnet_white_cw"), adaptive_reports.MAGNET_MNIST_ONLY)
+    linf = [acc[a] for a in reports.LINF_ATTACKS]
+    span = f"{min(linf):.3f}" if min(linf) == max(linf) else f"{min(linf):.3f}-{max(linf):.3f}"
+    return {"rec_magnet_white_linf": span, "rec_magnet_white_cw": f"{acc['cw']:.3f}"}
 
 
 def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:
@@ -467,11 +514,38 @@ def adaptive_frames(dataset: str) -> dict | None:
         return None
     run = doc["results"]
     frames: dict = {"provenance": results.describe(doc), "config": doc["config"]}
-    for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("checks", "checks"),
-                      ("weaker", "weaker"), ("unbounded", "unbounded")):
+    for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("restarts", "restarts"),
+                      ("checks", "checks"), ("weaker", "weaker"), ("unbounded", "unbounded")):
         frames[name] = pd.DataFrame(run[key])
     frames["ablation"] = ablation_frame(dataset)
     return frames
+
+
+CHECK_KEYS = ("r_noise_curves", "r_magnet_past", "r_magnet_steps", "r_magnet_restarts", "r_magnet_flagged")
+CURVE_CHECKS = {"accuracy falls as eps grows": ("eps", "eps"), "doubling iterations does not raise accuracy": ("steps", "iterations")}
+
+
+def _flagged_glue(rec: dict) -> dict[str, str]:
+    """The recorded run's flagged checks in numbers: each flagged curve with its largest rise in images,
+    and MagNet's detector-aware attack against iterations, restarts and no bound (:data:`CHECK_KEYS`)."""
+    flagged = rec["checks"][~rec["checks"].passed]
+    noise = []
+    for row in flagged[flagged.check.isin(list(CURVE_CHECKS))].itertuples():
+        frame, axis = CURVE_CHECKS[row.check]
+        curve = rec[frame][rec[frame].defense == row.defense].sort_values(frame)
+        rise = round(float((curve.accuracy.diff() * curve.images).max()))
+        noise.append(f"{row.defense}'s {axis} curve, by up to {rise} images of {int(curve.images.iloc[0]):,}")
+    out = {"r_noise_curves": "; ".join(noise) or "none"}
+    if "MagNet" not in set(rec["battery"].defense):
+        return out | dict.fromkeys(CHECK_KEYS[1:], adaptive_reports.MAGNET_MNIST_ONLY)
+    magnet = lambda name: rec[name][rec[name].defense == "MagNet"]
+    steps, restarts, free = magnet("steps").sort_values("steps"), magnet("restarts").sort_values("restarts"), magnet("unbounded").iloc[0]
+    return out | {
+        "r_magnet_past": f"{round((1 - free.accuracy) * free.images)} of {free.images:,} images",
+        "r_magnet_steps": f"from {steps.accuracy.iloc[0]:.3f} at {steps.steps.iloc[0]} to {steps.accuracy.iloc[-1]:.3f} at {steps.steps.iloc[-1]}",
+        "r_magnet_restarts": (f"{restarts.accuracy.iloc[-1]:.3f} with {restarts.restarts.iloc[-1]} random starts against "
+                              f"{restarts.accuracy.iloc[0]:.3f} with {restarts.restarts.iloc[0]}"),
+        "r_magnet_flagged": "; ".join(f"“{c}”" for c in flagged[flagged.defense == "MagNet"].check) or "none"}
 
 
 def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
@@ -481,9 +555,9 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
     if rec is None:
         return _pending("r_provenance", "r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
-                        *ablation_keys)
+                        *ablation_keys, *CHECK_KEYS)
     adv = rec["unbounded"].set_index("defense").loc["Adv. training"]
-    out = {"r_provenance": rec["provenance"],
+    out = _flagged_glue(rec) | {"r_provenance": rec["provenance"],
            "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
            "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
     out |= {f"r_{k}": v for k, v in adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset).items()}
@@ -616,7 +690,7 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
                    key + "val_images", key + "cw_images",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
-                   key + "pgd_rms", key + "ddsa_rms",
+                   key + "pgd_rms", key + "ddsa_rms", key + "denoised_gap",
                    *(f"{key}{k}_{col}" for k in GRAY_LABELS for col in ("pgd", "clean")))
     docs = {name: table8_run(dataset, name, profile) for name in TABLE8_STAGES}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
@@ -646,6 +720,9 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
     out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",
            key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
+    gaps = [r["accuracy"] - r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] in ("DDSA", "DDA")]
+    out[key + "denoised_gap"] = (f"from {100 * max(0.0, -min(gaps)):.1f} points below to {100 * max(0.0, max(gaps)):.1f} "
+                                 "points above")  # accuracy under each attack against clean accuracy on the same images
     out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     paper_cfg = make_config("paper", dataset)

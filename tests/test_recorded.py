@@ -282,3 +282,66 @@ def test_recorded_unbounded_glue_counts_the_images_that_survive():
     row = next(r for r in doc["results"]["unbounded"] if r["defense"] == "Adv. training")
     survived = round(row["accuracy"] * row["images"])
     assert recorded.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
+
+
+def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack():
+    import pandas as pd
+
+    curve = lambda defense, vals: pd.DataFrame({"defense": defense, "steps": [10, 20, 50], "accuracy": vals, "images": 200})
+    flag = lambda check, defense, passed=False: {"check": check, "defense": defense, "passed": passed, "detail": ""}
+    rec = {"checks": pd.DataFrame([flag("doubling iterations does not raise accuracy", "DDSA"),
+                                   flag("chance level by eps 0.5", "MagNet"),
+                                   flag("accuracy falls as eps grows", "DDA", passed=True)]),
+           "steps": pd.concat([curve("DDSA", [0.10, 0.05, 0.08]), curve("MagNet", [0.9, 0.6, 0.5])]),
+           "restarts": pd.DataFrame({"defense": "MagNet", "restarts": [10, 20], "accuracy": [0.4, 0.35], "images": 200}),
+           "unbounded": pd.DataFrame([{"defense": "MagNet", "accuracy": 0.995, "images": 200}]),
+           "battery": pd.DataFrame({"defense": ["DDSA", "MagNet"]})}
+    glue = recorded._flagged_glue(rec)
+    assert glue["r_noise_curves"] == "DDSA's iterations curve, by up to 6 images of 200"  # 0.05 -> 0.08 on 200 images
+    assert glue["r_magnet_past"] == "1 of 200 images"
+    assert glue["r_magnet_steps"] == "from 0.900 at 10 to 0.500 at 50"
+    assert glue["r_magnet_restarts"] == "0.350 with 20 random starts against 0.400 with 10"
+    assert glue["r_magnet_flagged"] == "“chance level by eps 0.5”"
+    no_magnet = recorded._flagged_glue(rec | {"battery": pd.DataFrame({"defense": ["DDSA"]})})
+    assert no_magnet["r_magnet_past"] == adaptive_reports.MAGNET_MNIST_ONLY
+
+
+def test_recorded_claims_that_fail_and_magnets_white_box_are_read_from_the_run():
+    from ddsa_core import reports
+
+    run = recorded.threat_model_run("mnist")
+    if run is None:
+        pytest.skip("no recorded paper-profile threat-model run of mnist")
+    claims = reports.claims_table(run, "mnist")
+    failed = list(claims.index[claims["holds in ours"] == False])  # noqa: E712
+    glue = recorded.threat_models_glue("mnist")
+    assert failed and glue["rec_claims_failed"] == "; ".join(f"“{c}”" for c in failed)
+    cw = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "MagNet" and r["attack"] == "cw")
+    assert glue["rec_magnet_white_cw"] == f"{cw:.3f}"
+
+
+def test_table8_glue_gives_the_denoisers_range_around_the_clean_accuracy_they_leave():
+    doc = results.load("paper", "cifar10", "gray_box")
+    if doc is None:
+        pytest.skip("no recorded paper-profile gray-box run of cifar10")
+    gaps = [r["accuracy"] - r["clean_accuracy"] for r in doc["results"]["rows"] if r["defense"] != "No defense"]
+    expected = f"from {100 * -min(gaps):.1f} points below to {100 * max(gaps):.1f} points above"
+    assert min(gaps) < 0 < max(gaps) and recorded.table8_glue("cifar10", "paper")["pap_cifar10_denoised_gap"] == expected
+
+
+def test_cifar10_costs_come_from_the_records_or_say_pending(tmp_path, monkeypatch):
+    costs = recorded.cifar10_costs()
+    if results.load("reduced", "cifar10", "lr_sweep") is None:
+        pytest.skip("no recorded reduced-profile learning-rate sweep of cifar10")
+    assert recorded.PENDING not in costs.values() and costs["rec_lr_cost_cpu"].endswith("minutes per rate on " +
+                                                                                       results.load("reduced", "cifar10", "lr_sweep")["provenance"]["device"])
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert recorded.cifar10_costs() == dict.fromkeys(costs, recorded.PENDING)
+
+
+def test_paper_settings_glue_states_the_paper_profile_as_configured():
+    from ddsa_core.config import make_config
+
+    cfg, glue = make_config("paper", "mnist"), recorded.paper_settings_glue("mnist")
+    assert glue["pp_clf_epochs"] == str(cfg.clf_epochs) and glue["pp_restarts"] == str(cfg.adaptive_restarts)
+    assert glue["pp_train"] == "all 50,000" and glue["pp_test"] == "all 10,000" and glue["pp_cw"] == f"the first {cfg.cw_size:,}"
