@@ -170,7 +170,7 @@ def failed_seeds(run: dict, threshold: float = 0.5) -> pd.Series:
 
 
 SEED_GLUE_KEYS = ("ddsa_gray", "ddsa_white", "ddsa_adaptive", "dda_gray", "dda_adaptive", "seeds", "failed", "failed_which",
-                  "restarted")
+                  "restarted", "which")
 
 
 def restarted_text(run: dict) -> str:
@@ -180,6 +180,12 @@ def restarted_text(run: dict) -> str:
         return "not recorded by this run"
     return ", ".join(f"{r['defense']} seed {r['seed']}" + (" (collapsed again)" if r["collapsed_again"] else "")
                      for r in run["restarted"]) or "none"
+
+
+def _seed_list(seeds: list[int]) -> str:
+    """"seed 0", or "seeds 0, 1 and 2"."""
+    names = [str(s) for s in seeds]
+    return f"seed {names[0]}" if len(names) == 1 else f"seeds {', '.join(names[:-1])} and {names[-1]}"
 
 
 def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
@@ -195,7 +201,8 @@ def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
     values = (mean_sd("gray-box PGD", "DDSA"), mean_sd("white-box PGD", "DDSA"), mean_sd("adaptive PGD", "DDSA"),
               mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"), str(len(run["seeds"])),
               f"{len(failed)} of {len(run['seeds'])}",
-              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none", restarted_text(run))
+              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none", restarted_text(run),
+              _seed_list(run["seeds"]))
     return {prefix + key: value for key, value in zip(SEED_GLUE_KEYS, values, strict=True)}
 
 

@@ -109,6 +109,26 @@ def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, st
             "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
 
 
+def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
+    """Where the recorded paper-profile runs ``names`` of ``dataset`` ran: the one device, or each device with
+    its runs; :data:`PENDING` when none is recorded."""
+    runs: dict[str, list[str]] = {}
+    for name in names:
+        if (doc := _doc(dataset, name)) is not None:
+            runs.setdefault(doc["provenance"]["device"], []).append(name)
+    if len(runs) < 2:
+        return next(iter(runs), PENDING)
+    return "; ".join(f"{device} ({', '.join(done)})" for device, done in runs.items())
+
+
+def adaptive_status(dataset: str) -> str:
+    """Whether the paper-profile adaptive evaluation of ``dataset`` is recorded, as a sentence."""
+    doc = _doc(dataset, "adaptive")
+    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[dataset]
+    return (f"{name}'s adaptive evaluation at paper scale is recorded ({results.describe(doc)})." if doc else
+            f"{name}'s adaptive evaluation at paper scale is not recorded yet.")
+
+
 def paper_settings_glue(dataset: str) -> dict[str, str]:
     """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
     the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""

@@ -345,3 +345,29 @@ def test_paper_settings_glue_states_the_paper_profile_as_configured():
     cfg, glue = make_config("paper", "mnist"), recorded.paper_settings_glue("mnist")
     assert glue["pp_clf_epochs"] == str(cfg.clf_epochs) and glue["pp_restarts"] == str(cfg.adaptive_restarts)
     assert glue["pp_train"] == "all 50,000" and glue["pp_test"] == "all 10,000" and glue["pp_cw"] == f"the first {cfg.cw_size:,}"
+
+
+def test_recorded_on_names_each_device_with_its_runs(tmp_path, monkeypatch):
+    import torch
+
+    from ddsa_core.config import make_config
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert recorded.recorded_on("mnist", ("adaptive", "seeds")) == recorded.PENDING
+    assert recorded.adaptive_status("cifar10") == "CIFAR-10's adaptive evaluation at paper scale is not recorded yet."
+    cfg = make_config("paper", "mnist")
+    results.record("adaptive", cfg, {}, {"this_run": 60.0}, torch.device("cpu"))
+    cpu = results.load("paper", "mnist", "adaptive")["provenance"]["device"]
+    assert recorded.recorded_on("mnist", ("adaptive", "seeds")) == cpu  # one device: just its name; seeds not recorded
+    assert recorded.adaptive_status("mnist").startswith(f"MNIST's adaptive evaluation at paper scale is recorded ({cpu}")
+    doc = results.load("paper", "mnist", "adaptive")
+    doc["provenance"]["device"] = "NVIDIA H100 80GB HBM3"  # as if another stage ran on a GPU
+    results.result_path("paper", "mnist", "sparsity_ablation").write_text(__import__("json").dumps(doc))
+    assert recorded.recorded_on("mnist", ("adaptive", "sparsity_ablation")) == \
+        f"{cpu} (adaptive); NVIDIA H100 80GB HBM3 (sparsity_ablation)"
+
+
+def test_the_seeds_glue_lists_the_seeds():
+    run = _seed_run((0.98, 0.97, 0.96))
+    assert adaptive_reports.seed_glue(run)["s_which"] == "seeds 0, 1 and 2"
+    assert adaptive_reports.seed_glue(run | {"seeds": [4]})["s_which"] == "seed 4"
