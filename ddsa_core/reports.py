@@ -10,7 +10,7 @@ from torch import nn
 
 from . import attacks, baselines, cache, data, defenses, diagnostics, paper, results, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
-from .config import DATASETS, Config
+from .config import DATASETS, Config, denoiser_train_size, make_config
 from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
 from .sparsity import activation_stats, activations, fraction_near_target
 from .runtime import resolve_device
@@ -95,6 +95,27 @@ def clean_accuracy_sentence(runs: dict[str, dict]) -> str:
     return "; ".join(f"the {names[ds]} classifier reaches {100 * r['test_accuracy']:.2f} % on the first "
                      f"{r['test_size']:,} test images (paper: {100 * paper.CLEAN_ACCURACY[ds]:.2f} %)"
                      for ds, r in runs.items())
+
+
+SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_batch_size", "cw_size", "cw_max_iter",
+                  "cw_binary_steps", "ae_epochs", "ae_batch_size", "ae_train_size", "magnet_epochs",
+                  "magnet_detector_epochs", "magnet_batch_size", "adv_epochs")
+
+
+def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
+    """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
+    the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
+    A slice of ``None`` (the whole split) reads as the split's size."""
+    out = {}
+    for profile in profiles:
+        for ds in DATASETS:
+            cfg = make_config(profile, ds)
+            whole = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
+                     "attack_size": data.TEST_SIZE}
+            value = {f: getattr(cfg, f) for f in SETTING_FIELDS} | {"attack_size": attack_slice(cfg, "fgsm"),
+                                                                    "ae_train_size": denoiser_train_size(cfg)}
+            out |= {f"{profile}_{ds}_{f}": f"{whole[f] if v is None else v:,}" for f, v in value.items()}
+    return out
 
 
 NOT_RUN = "not run in this build"

@@ -252,3 +252,14 @@ def test_lr_verdict_takes_table_3s_rate_from_the_paper_profile_not_from_the_run(
     assert _lr_verdict(rows, 1e-3, 10_000).startswith("At Table 3's rate (0.001) the training loss gets no lower than 0.790")
     assert "beyond one measurement's noise (±0.9)" in _lr_verdict(rows, 1e-3, 10_000)
     assert _lr_verdict(rows, 0.01, 100) == "Table 3's rate (0.01) was not among the rates swept."
+
+
+def test_settings_glue_states_each_profiles_sizes_as_configured():
+    from ddsa_core import reports
+    from ddsa_core.config import make_config
+
+    glue, quick = reports.settings_glue(), make_config("quick", "cifar10")
+    assert glue["quick_cifar10_clf_batch_size"] == f"{quick.clf_batch_size:,}" and glue["quick_mnist_cw_max_iter"] == "100"
+    assert glue["paper_mnist_train_size"] == "50,000" and glue["paper_cifar10_attack_size"] == "10,000"  # None: the whole split
+    assert glue["quick_mnist_ae_train_size"] == f"{make_config('quick', 'mnist').ae_train_size:,}"
+    assert len(glue) == 2 * 2 * len(reports.SETTING_FIELDS)
