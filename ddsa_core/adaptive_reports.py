@@ -185,7 +185,9 @@ def restarted_text(run: dict) -> str:
 def _seed_list(seeds: list[int]) -> str:
     """"seed 0", or "seeds 0, 1 and 2"."""
     names = [str(s) for s in seeds]
-    return f"seed {names[0]}" if len(names) == 1 else f"seeds {', '.join(names[:-1])} and {names[-1]}"
+    if len(names) < 2:
+        return f"seed {names[0]}" if names else "no seed"
+    return f"seeds {', '.join(names[:-1])} and {names[-1]}"
 
 
 def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
@@ -199,7 +201,8 @@ def seed_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
 
     failed = failed_seeds(run)
     values = (mean_sd("gray-box PGD", "DDSA"), mean_sd("white-box PGD", "DDSA"), mean_sd("adaptive PGD", "DDSA"),
-              mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"), str(len(run["seeds"])),
+              mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"),
+              f"{len(run['seeds'])} seed" + ("" if len(run["seeds"]) == 1 else "s"),
               f"{len(failed)} of {len(run['seeds'])}",
               ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none", restarted_text(run),
               _seed_list(run["seeds"]))

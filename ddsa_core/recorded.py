@@ -136,7 +136,7 @@ def paper_settings_glue(dataset: str) -> dict[str, str]:
     count = lambda n, total: f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
     return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
             "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
-            "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": f"{cfg.adaptive_size:,}",
+            "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": count(cfg.adaptive_size, data.TEST_SIZE),
             "pp_restarts": str(cfg.adaptive_restarts), "pp_steps": str(cfg.adaptive_steps),
             "pp_square": f"{cfg.square_queries:,}"}
 
@@ -555,7 +555,7 @@ def _flagged_glue(rec: dict) -> dict[str, str]:
         curve = rec[frame][rec[frame].defense == row.defense].sort_values(frame)
         rise = round(float((curve.accuracy.diff() * curve.images).max()))
         noise.append(f"{row.defense}'s {axis} curve, by up to {rise} images of {int(curve.images.iloc[0]):,}")
-    out = {"r_noise_curves": "; ".join(noise) or "none"}
+    out = {"r_noise_curves": "; ".join(noise) or "no curve is flagged"}
     if "MagNet" not in set(rec["battery"].defense):
         return out | dict.fromkeys(CHECK_KEYS[1:], adaptive_reports.MAGNET_MNIST_ONLY)
     magnet = lambda name: rec[name][rec[name].defense == "MagNet"]
@@ -727,6 +727,12 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     return out
 
 
+def gap_range(gaps: list[float]) -> str:
+    """The lowest and highest of accuracy differences, each worded by its sign ("from 9.2 points below to 5.2 points above")."""
+    side = lambda g: f"{100 * abs(g):.1f} points {'below' if g < 0 else 'above'}"
+    return f"from {side(min(gaps))} to {side(max(gaps))}"
+
+
 GRAY_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
 
 
@@ -741,8 +747,7 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
            key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] in ("DDSA", "DDA")]
-    out[key + "denoised_gap"] = (f"from {100 * max(0.0, -min(gaps)):.1f} points below to {100 * max(0.0, max(gaps)):.1f} "
-                                 "points above")  # accuracy under each attack against clean accuracy on the same images
+    out[key + "denoised_gap"] = gap_range(gaps)  # accuracy under each attack against clean accuracy on the same images
     out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     paper_cfg = make_config("paper", dataset)

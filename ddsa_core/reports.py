@@ -105,7 +105,8 @@ SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_b
 def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
     """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
     the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
-    A slice of ``None`` (the whole split) reads as the split's size."""
+    A slice of ``None`` (the whole split) reads as the split's size: numbers only, so the prose's own "the
+    first" or "all" assumes the quick profile slices and the paper profile does not."""
     out = {}
     for profile in profiles:
         for ds in DATASETS:
@@ -113,6 +114,7 @@ def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, s
             whole = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
                      "attack_size": data.TEST_SIZE}
             value = {f: getattr(cfg, f) for f in SETTING_FIELDS} | {"attack_size": attack_slice(cfg, "fgsm"),
+                                                                    "cw_size": attack_slice(cfg, "cw"),
                                                                     "ae_train_size": denoiser_train_size(cfg)}
             out |= {f"{profile}_{ds}_{f}": f"{whole[f] if v is None else v:,}" for f, v in value.items()}
     return out

@@ -67,9 +67,10 @@ def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
                             "accuracy": [0.0, 0.2, 0.0, 0.0], "images": [10] * 4})
     weaker = pd.DataFrame({"defense": ["D"], "threat_model": ["gray-box"], "accuracy": [0.9]})
     assert adaptive_reports.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
-    tied = battery.assign(accuracy=0.0)  # four attacks at the lowest: every one named, none summarised as "more"
-    assert adaptive_reports.verdict(tied.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == \
-        "pgd, square and apgd-t"
+    tied = pd.DataFrame({"defense": ["DDSA"] * 6, "attack": ["pgd", "square", "apgd-t", "apgd-ce", "fab-t", "worst case"],
+                         "accuracy": [0.0] * 6, "images": [10] * 6})  # five at the lowest: every one named, none as "2 more"
+    assert adaptive_reports.verdict(tied, weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == \
+        "pgd, square, apgd-t, apgd-ce and fab-t"
 
 
 def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():

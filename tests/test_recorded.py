@@ -371,3 +371,9 @@ def test_the_seeds_glue_lists_the_seeds():
     run = _seed_run((0.98, 0.97, 0.96))
     assert adaptive_reports.seed_glue(run)["s_which"] == "seeds 0, 1 and 2"
     assert adaptive_reports.seed_glue(run | {"seeds": [4]})["s_which"] == "seed 4"
+    assert adaptive_reports.seed_glue(run)["s_seeds"] == "3 seeds" and adaptive_reports._seed_list([]) == "no seed"
+
+
+def test_gap_range_words_each_end_by_its_sign():
+    assert recorded.gap_range([-0.092, 0.052, -0.01]) == "from 9.2 points below to 5.2 points above"
+    assert recorded.gap_range([-0.049, -0.004]) == "from 4.9 points below to 0.4 points below"  # all below: no "0.0 above"
