@@ -62,10 +62,26 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    """A human-readable name of the device, e.g. the GPU model or the CPU architecture."""
+    """A human-readable name of the device: the GPU model, or the CPU's model, architecture and threads
+    (two CPUs of one architecture can differ 2x in speed, so a wall time needs the model beside it)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    model = cpu_model()
+    return f"cpu ({model + ', ' if model else ''}{platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@functools.cache
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as the kernel reports it (Linux), else ``platform.processor()``, else ""."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    processor = platform.processor()  # often only the architecture again ("x86_64", "aarch64"): then none
+    return "" if processor == platform.machine() else processor
 
 
 def provenance(device: torch.device) -> dict[str, str]:

@@ -106,3 +106,26 @@ def test_defended_systems_builds_only_what_is_asked(monkeypatch):
     assert list(reports.defended_systems(cfg, only=("No defense",))) == ["No defense"]
     with pytest.raises(ValueError, match=r"\['Magnet'\] unknown for mnist; allowed"):
         reports.defended_systems(cfg, only=("Magnet",))
+
+
+def test_a_cpu_record_names_the_cpu_model(tmp_path, monkeypatch):
+    """Two CPUs of one architecture ran the same 10 CIFAR-10 epochs in 21 and 51 minutes: a recorded
+    wall time says which CPU it came from, read from /proc/cpuinfo (or ``platform.processor``)."""
+    import platform
+
+    import torch
+    from ddsa_core import runtime
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC  7B13 64-Core Processor\n")
+    assert runtime.cpu_model(str(info)) == "AMD EPYC 7B13 64-Core Processor"
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(platform, "processor", lambda: "aarch64")  # what Linux gives on many ARM machines
+    assert runtime.cpu_model(str(tmp_path / "missing")) == ""
+    monkeypatch.setattr(platform, "processor", lambda: "Neoverse-V2")
+    assert runtime.cpu_model(str(tmp_path / "also-missing")) == "Neoverse-V2"  # cached per path
+    monkeypatch.setattr(runtime, "cpu_model", lambda: "Neoverse-V2")
+    threads = torch.get_num_threads()
+    assert runtime.device_name(torch.device("cpu")) == f"cpu (Neoverse-V2, aarch64, {threads} threads)"
+    monkeypatch.setattr(runtime, "cpu_model", lambda: "")
+    assert runtime.device_name(torch.device("cpu")) == f"cpu (aarch64, {threads} threads)"
