@@ -91,6 +91,14 @@ def detector_aware_text(table: pd.DataFrame | str) -> str:
     return table if isinstance(table, str) else f"{table.accuracy.iloc[0]:.3f}"
 
 
+def detector_aware_sentence(table: pd.DataFrame | str) -> str:
+    """This build's detector-aware result as a whole sentence (a CIFAR-10 build has none to put in one)."""
+    if isinstance(table, str):
+        return f"MagNet has no detector-aware row in this build: {table.removeprefix('not run (').removesuffix(')')}, as in the paper."
+    return (f"In this build MagNet keeps {detector_aware_text(table)} once the attack steers around its detectors, "
+            "against the near-perfect figure in the table above.")
+
+
 def weaker_threat_models(cfg: Config, systems: dict) -> pd.DataFrame:
     """PGD accuracy of each system gray-box and black-box (the paper's PGD; cached with chapter 6's)."""
     clf = classifier(cfg)
@@ -226,7 +234,7 @@ def verdict(battery: pd.DataFrame, weaker: pd.DataFrame, dataset: str) -> dict[s
         rows = battery[(battery.defense == label) & ~battery.attack.isin(["worst case", "autoattack"])]
         best = rows[rows.accuracy == rows.accuracy.min()].attack.tolist()  # every attack tied at the lowest
         breaker[label] = " and ".join([", ".join(best[:-1]), best[-1]] if len(best) > 1 else best)
-    out = {"images": str(int(battery.images.iloc[0]))}
+    out = {"images": f"{int(battery.images.iloc[0]):,}"}
     for label, key in (("DDSA", "ddsa"), ("DDA", "dda"), ("MagNet", "magnet"), ("Adv. training", "adv"), ("No defense", "none")):
         if label in worst.index:
             out[f"{key}_worst"] = f"{100 * worst[label]:.1f}%"

@@ -109,6 +109,11 @@ def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, st
             "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
 
 
+def _first_or_all(n: int | None, total: int) -> str:
+    """"all N" when ``n`` covers the whole split (or is None), else "the first N"."""
+    return f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
+
+
 def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
     """Where the recorded paper-profile runs ``names`` of ``dataset`` ran: the one device, or each device with
     its runs; :data:`PENDING` when none is recorded."""
@@ -133,7 +138,7 @@ def paper_settings_glue(dataset: str) -> dict[str, str]:
     """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
     the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
     cfg = make_config("paper", dataset)
-    count = lambda n, total: f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
+    count = _first_or_all
     return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
             "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
             "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": count(cfg.adaptive_size, data.TEST_SIZE),
@@ -163,10 +168,18 @@ def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
     n = int(at.loc[('DDSA', 'pgd'), 'images'])
-    return {f"{prefix}images": f"all {n:,}" if n == data.TEST_SIZE else f"the first {n:,}",
+    return {f"{prefix}images": _first_or_all(n, data.TEST_SIZE),
             f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
+
+
+def _versus_gray(doc: dict, gray: dict, keys: dict[str, str]) -> tuple[bool, list[str]]:
+    """Whether ``doc`` ran on the gray-box run's device, and which of its weights (``keys``: "classifier"
+    or "DDSA" -> weights key) differ from that run's."""
+    theirs = {"classifier": gray["results"]["classifier_key"], "DDSA": gray["results"]["weights_keys"]["ddsa"]}
+    same_device = doc["provenance"]["device"] == gray["provenance"]["device"]
+    return same_device, [label for label, key in keys.items() if key != theirs[label]]
 
 
 def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
@@ -177,9 +190,8 @@ def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
         return f"It ran on {device}; which classifier and DDSA it used is not recorded."
     if gray is None:
         return f"It ran on {device}, with a classifier and DDSA trained there ({training}); no gray-box run is recorded."
-    gray_device, gray_keys = gray["provenance"]["device"], gray["results"]["weights_keys"]
-    changed = [label for label, key, gray_key in (("classifier", weights["classifier"]["key"], gray["results"]["classifier_key"]),
-                                                  ("DDSA", weights["ddsa"]["key"], gray_keys["ddsa"])) if key != gray_key]
+    gray_device = gray["provenance"]["device"]
+    _, changed = _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})
     if device == gray_device and not changed:
         return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
     where = "as the gray-box run did" if device == gray_device else f"not on the gray-box run's {gray_device}"
@@ -334,14 +346,14 @@ def _trained_where(doc: dict, symbol: str) -> str:
 
 def _beta_origin(doc: dict, book: float, gray: dict | None) -> str:
     """Where the sweep's rates were trained, and whether its book-rate row is the gray-box table's DDSA."""
-    device, weights = doc["provenance"]["device"], doc["results"]["weights"]
     out = _trained_where(doc, "β")
-    mine = weights.get(f"{book:g}")
+    mine = doc["results"]["weights"].get(f"{book:g}")
     if mine is None or gray is None:
         return out
-    if mine["key"] != gray["results"]["weights_keys"]["ddsa"]:
+    same_device, changed = _versus_gray(doc, gray, {"DDSA": mine["key"]})
+    if changed:
         return out + f" Its β = {book:g} row is not the gray-box table's DDSA: their weights' keys differ."
-    if device != gray["provenance"]["device"] and not mine["cached"]:
+    if not same_device and not mine["cached"]:
         return out + f" Its β = {book:g} row retrained the gray-box table's DDSA on another device, not those weights."
     return out + f" Its β = {book:g} row has the gray-box table's DDSA key."
 
@@ -424,22 +436,50 @@ def lr_sweep_glue(dataset: str) -> dict[str, str]:
 
 def cifar10_costs() -> dict[str, str]:
     """What CIFAR-10's classifier and learning-rate sweep cost, from records: ``rec_clf_cost_cpu``
-    (the reduced classifier, scaled to Table 3's epochs), ``rec_lr_cost_gpu`` (twice the paper-profile
-    classifier's training) and ``rec_lr_cost_cpu`` (the reduced sweep, per rate)."""
+    (the reduced classifier, scaled to Table 3's epochs, from each run that trained it), ``rec_lr_cost_gpu``
+    (twice the paper-profile classifier's training) and ``rec_lr_cost_cpu`` (the reduced sweep, per rate)."""
     out = _pending("rec_clf_cost_cpu", "rec_lr_cost_gpu", "rec_lr_cost_cpu")
     epochs = make_config("paper", "cifar10").clf_epochs
-    if red := table8_run("cifar10", "classifier"):
-        minutes, done = red["wall_s"]["train"] / 60, red["config"]["clf_epochs"]
-        out["rec_clf_cost_cpu"] = (f"the reduced profile's {done} epochs took {minutes:.0f} min of training on "
-                                   f"{red['provenance']['device']}, so Table 3's {epochs} would take about "
-                                   f"{minutes * epochs / done / 60:.1f} hours there")
+    red, sweep = table8_run("cifar10", "classifier"), table8_run("cifar10", "lr_sweep")
+    if red:
+        runs = _reduced_classifier_runs(red, sweep)
+        hours = [m * epochs / red["config"]["clf_epochs"] / 60 for m, _ in runs]
+        span = f"{hours[0]:.1f}" if len(runs) == 1 else f"{min(hours):.1f}-{max(hours):.1f}"
+        out["rec_clf_cost_cpu"] = (f"Table 3's {epochs} epochs would take about {span} hours, from the reduced profile's "
+                                   f"{red['config']['clf_epochs']}, which took " + " and ".join(f"{m:.0f} min on {w}" for m, w in runs))
+        if len(runs) > 1:
+            same = runs[0][1].rsplit(" on ", 1)[0] == runs[1][1].rsplit(" on ", 1)[0]
+            out["rec_clf_cost_cpu"] += (" (the same weights key twice: the learning-rate sweep below retrained it"
+                                        + ("; the two machines carry the same device label)" if same else ")"))
     if paper := classifier("cifar10"):
         out["rec_lr_cost_gpu"] = (f"about {2 * paper['wall_s']['train'] / 60:.0f} minutes on {paper['provenance']['device']}, "
                                   "twice the recorded classifier's training")
-    if sweep := table8_run("cifar10", "lr_sweep"):
+    if sweep:
         minutes = [w["train_wall_s"] / 60 for w in sweep["results"]["weights"].values()]
         out["rec_lr_cost_cpu"] = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per rate on {sweep['provenance']['device']}"
     return out
+
+
+def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float, str]]:
+    """(training minutes, "device, date") of each recorded run that trained the reduced CIFAR-10 classifier:
+    its own record, and the learning-rate sweep's row of the same weights key when that row trained it again."""
+    runs = [(red["wall_s"]["train"] / 60, f"{red['provenance']['device']} on {red['provenance']['date'][:10]}")]
+    row = sweep["results"]["weights"].get(f"{red['config']['clf_lr']:g}") if sweep else None
+    if row and not row["cached"] and row["key"] == red["results"]["weights_key"]:
+        runs.append((row["train_wall_s"] / 60, f"{sweep['provenance']['device']} on {sweep['provenance']['date'][:10]}"))
+    return runs
+
+
+def classifiers_on() -> str:
+    """Where each dataset's paper-profile classifier was recorded, as a sentence."""
+    mnist, cifar = (recorded_on(ds, ("classifier",)) for ds in ("mnist", "cifar10"))
+    if mnist == cifar:
+        return f"Both paper-profile classifiers were recorded on {mnist}." if mnist != PENDING else \
+            "No paper-profile classifier is recorded yet."
+    if PENDING in (mnist, cifar):
+        done, where, missing = ("MNIST", mnist, "CIFAR-10") if cifar == PENDING else ("CIFAR-10", cifar, "MNIST")
+        return f"The paper-profile {done} classifier was recorded on {where}; the {missing} one is not recorded yet."
+    return f"The paper-profile classifiers were recorded on {mnist} (MNIST) and {cifar} (CIFAR-10)."
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:
@@ -492,7 +532,7 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
                         "rec_ddsa_gray_pgd", "rec_dda_white_pgd", "rec_magnet_white_linf", "rec_magnet_white_cw")
     run = doc["results"]
     claims = reports.claims_table(run, dataset)
-    return _magnet_white(run["white_box"]) | {
+    return _magnet_white(run["white_box"], dataset) | {
             "rec_claims_held": reports.claims_held_text(claims),
             "rec_claims_failed": "; ".join(f"“{c}”" for c in claims.index[claims["holds in ours"] == False]) or "none",  # noqa: E712
             "rec_tm_provenance": results.describe(doc),
@@ -501,14 +541,23 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
 
 
-def _magnet_white(rows: list[dict]) -> dict[str, str]:
-    """MagNet's white-box accuracy under the four L-inf attacks (a range) and under C&W."""
+def _magnet_white(rows: list[dict], dataset: str) -> dict[str, str]:
+    """MagNet's white-box accuracy under the four L-inf attacks (a range) and under C&W; a clear error
+    when an MNIST record lacks any of those rows (the chapter's sentence would not parse around a gap)."""
     acc = {r["attack"]: r["accuracy"] for r in rows if r["defense"] == "MagNet"}
-    if not acc:
+    if dataset != "mnist" and not acc:
         return dict.fromkeys(("rec_magnet_white_linf", "rec_magnet_white_cw"), adaptive_reports.MAGNET_MNIST_ONLY)
+    _require([a for a in (*reports.LINF_ATTACKS, "cw") if a not in acc], "white-box", dataset, "threat_models")
     linf = [acc[a] for a in reports.LINF_ATTACKS]
     span = f"{min(linf):.3f}" if min(linf) == max(linf) else f"{min(linf):.3f}-{max(linf):.3f}"
     return {"rec_magnet_white_linf": span, "rec_magnet_white_cw": f"{acc['cw']:.3f}"}
+
+
+def _require(missing: list[str], part: str, dataset: str, stage: str) -> None:
+    """Raise, naming what a recorded run lacks and the command that records it again, when ``missing`` is not empty."""
+    if missing:
+        raise ValueError(f"the recorded {part} run of {dataset} has no MagNet rows for {missing}; record it again: "
+                         f"python -m ddsa_core.record --profile paper --dataset {dataset} --stages {stage} --force")
 
 
 def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:
@@ -556,16 +605,25 @@ def _flagged_glue(rec: dict) -> dict[str, str]:
         rise = round(float((curve.accuracy.diff() * curve.images).max()))
         noise.append(f"{row.defense}'s {axis} curve, by up to {rise} images of {int(curve.images.iloc[0]):,}")
     out = {"r_noise_curves": "; ".join(noise) or "no curve is flagged"}
-    if "MagNet" not in set(rec["battery"].defense):
+    dataset = rec["config"]["dataset"]
+    if dataset != "mnist" and "MagNet" not in set(rec["battery"].defense):
         return out | dict.fromkeys(CHECK_KEYS[1:], adaptive_reports.MAGNET_MNIST_ONLY)
-    magnet = lambda name: rec[name][rec[name].defense == "MagNet"]
-    steps, restarts, free = magnet("steps").sort_values("steps"), magnet("restarts").sort_values("restarts"), magnet("unbounded").iloc[0]
+    steps, restarts, free = (_magnet_rows(rec, name, by) for name, by in (("steps", "steps"), ("restarts", "restarts"),
+                                                                          ("unbounded", "eps")))
     return out | {
-        "r_magnet_past": f"{round((1 - free.accuracy) * free.images)} of {free.images:,} images",
+        "r_magnet_past": f"{round((1 - free.accuracy.iloc[0]) * free.images.iloc[0])} of {free.images.iloc[0]:,} images",
         "r_magnet_steps": f"from {steps.accuracy.iloc[0]:.3f} at {steps.steps.iloc[0]} to {steps.accuracy.iloc[-1]:.3f} at {steps.steps.iloc[-1]}",
         "r_magnet_restarts": (f"{restarts.accuracy.iloc[-1]:.3f} with {restarts.restarts.iloc[-1]} random starts against "
                               f"{restarts.accuracy.iloc[0]:.3f} with {restarts.restarts.iloc[0]}"),
         "r_magnet_flagged": "; ".join(f"“{c}”" for c in flagged[flagged.defense == "MagNet"].check) or "none"}
+
+
+def _magnet_rows(rec: dict, name: str, by: str) -> pd.DataFrame:
+    """MagNet's rows of the recorded adaptive frame ``name``, sorted by ``by``; a clear error when there are none."""
+    frame = rec[name]
+    rows = frame[frame.defense == "MagNet"] if {"defense", "accuracy", "images", by} <= set(frame.columns) else frame.iloc[0:0]
+    _require([] if len(rows) else [name], "adaptive", rec["config"]["dataset"], "adaptive")
+    return rows.sort_values(by)
 
 
 def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
@@ -611,8 +669,24 @@ def seed_glue(dataset: str) -> dict[str, str]:
         return _pending(*SEED_KEYS)
     images = doc["results"]["images"]
     return {"r_s_provenance": results.describe(doc),
-            "r_s_images": f"{images['paper PGD']:,} test images ({images['adaptive PGD']:,} for the adaptive PGD)",
+            "r_s_images": (f"{_first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
+                           f"({_first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
             **adaptive_reports.seed_glue(doc["results"], prefix="r_s_")}
+
+
+def seed_paragraph(dataset: str, values: dict[str, str] | None = None) -> str:
+    """The recorded seeds run in one paragraph of text, or one sentence saying it is pending (not a
+    paragraph of "pending"s). ``values``: :func:`seed_glue`'s result, if already computed."""
+    g = values or seed_glue(dataset)
+    if g["r_s_provenance"] == PENDING:
+        return (f"No paper-profile seeds run of {dataset} is recorded yet: this build's own seeds are in the section "
+                "on variation over seeds above, and once the command above has recorded the paper-profile seeds, "
+                "this paragraph gives their means and spreads.")
+    return (f"Recorded run: {g['r_s_provenance']}; {g['r_s_seeds']}, on {g['r_s_images']}. Over the seeds "
+            f"(mean ± standard deviation), DDSA keeps {g['r_s_ddsa_gray']} gray-box under PGD (DDA {g['r_s_dda_gray']}), "
+            f"{g['r_s_ddsa_white']} white-box under the paper's PGD, and {g['r_s_ddsa_adaptive']} under the adaptive PGD "
+            f"(DDA {g['r_s_dda_adaptive']}). Seeds whose DDSA leaves clean accuracy below 50%: {g['r_s_failed']} "
+            f"({g['r_s_failed_which']}); denoisers whose collapsed first epoch was rerun: {g['r_s_restarted']}.")
 
 
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
@@ -638,22 +712,6 @@ def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame 
 def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
     return {"rec_magnet_aware": adaptive_reports.detector_aware_text(detector_aware_table(dataset, rec))}
-
-
-SUMMARY_SOURCES = {"rec_claims_held": threat_models_glue, "rec_ddsa_white_pgd": threat_models_glue,
-                   "r_ddsa_worst": adaptive_glue}  # the landing page's recorded keys and the glue that makes each
-
-
-def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
-    """``values`` (a chapter's recorded glue) plus the landing page's recorded MNIST figures,
-    ``mnist_<key>`` for each of ``keys``, in any build: from ``values`` when the chapter ran MNIST,
-    else read from MNIST's recorded runs (only those ``keys`` need)."""
-    mnist = values
-    if dataset != "mnist":
-        mnist = {}
-        for glue in dict.fromkeys(SUMMARY_SOURCES[k] for k in keys):
-            mnist |= glue("mnist")
-    return values | {f"mnist_{k}": mnist[k] for k in keys}
 
 
 # --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---

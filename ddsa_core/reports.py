@@ -105,18 +105,21 @@ SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_b
 def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
     """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
     the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
-    A slice of ``None`` (the whole split) reads as the split's size: numbers only, so the prose's own "the
-    first" or "all" assumes the quick profile slices and the paper profile does not."""
+    A slice of ``None`` (the whole split) reads as the split's size; each slice also has ``<key>_of``,
+    "the first N" or "all N", so the prose need not assume which profile slices."""
     out = {}
     for profile in profiles:
         for ds in DATASETS:
             cfg = make_config(profile, ds)
             whole = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
-                     "attack_size": data.TEST_SIZE}
+                     "attack_size": data.TEST_SIZE, "cw_size": data.TEST_SIZE}
             value = {f: getattr(cfg, f) for f in SETTING_FIELDS} | {"attack_size": attack_slice(cfg, "fgsm"),
                                                                     "cw_size": attack_slice(cfg, "cw"),
                                                                     "ae_train_size": denoiser_train_size(cfg)}
-            out |= {f"{profile}_{ds}_{f}": f"{whole[f] if v is None else v:,}" for f, v in value.items()}
+            value |= {f: whole[f] for f, v in value.items() if v is None}
+            out |= {f"{profile}_{ds}_{f}": f"{v:,}" for f, v in value.items()}
+            out |= {f"{profile}_{ds}_{f}_of": f"all {v:,}" if v >= whole[f] else f"the first {v:,}"
+                    for f, v in value.items() if f in whole}
     return out
 
 
@@ -139,7 +142,7 @@ def attack_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
 def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
     """``values`` plus the landing page's live MNIST keys, ``mnist_<key>`` for each of ``keys``: the
     chapter's value when it ran MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its
-    numbers under the MNIST label. :func:`ddsa_core.recorded.with_mnist_summary` does the same for recorded keys."""
+    numbers under the MNIST label (the recorded sections of chapters 6 and 7 always read MNIST's runs)."""
     return values | {f"mnist_{k}": values[k] if dataset == "mnist" else NOT_RUN for k in keys}
 
 

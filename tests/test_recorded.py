@@ -71,6 +71,9 @@ def test_detector_aware_table_reads_only_the_detector_aware_rows():
     assert adaptive_reports.detector_aware_text(table) == "0.400"
     none = adaptive_reports.detector_aware_table(battery[battery.attack != "detector-aware"], steps=100, restarts=10)
     assert none == adaptive_reports.MAGNET_MNIST_ONLY == adaptive_reports.detector_aware_text(none)
+    assert adaptive_reports.detector_aware_sentence(table).startswith("In this build MagNet keeps 0.400 once")
+    assert adaptive_reports.detector_aware_sentence(none) == ("MagNet has no detector-aware row in this build: "
+                                                              "MagNet is evaluated on MNIST only, as in the paper.")
 
 
 def _seed_run(clean: tuple[float, ...]) -> dict:
@@ -129,14 +132,19 @@ def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkey
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     pending = recorded.seed_glue("mnist")
     assert set(pending) == set(recorded.SEED_KEYS) and set(pending.values()) == {recorded.PENDING}
+    assert recorded.seed_paragraph("mnist").startswith("No paper-profile seeds run of mnist is recorded yet")
+    assert recorded.PENDING not in recorded.seed_paragraph("mnist")  # one sentence, not a row of "pending"s
     assert recorded.seed_table("mnist").startswith("pending") and "--stages seeds" in recorded.seed_table("mnist")
     run = _seed_run((0.98, 0.134, 0.97)) | {"images": {"paper PGD": 10_000, "adaptive PGD": 1_000}}
     results.record("seeds", make_config("paper", "mnist"), run, {"this_run": 240.0}, torch.device("cpu"))
     glue = recorded.seed_glue("mnist")
     assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
-    assert glue["r_s_images"] == "10,000 test images (1,000 for the adaptive PGD)"
+    assert glue["r_s_images"] == "all 10,000 test images (the first 1,000 for the adaptive PGD)"
     assert glue["r_s_failed_which"] == "seed 1: 0.134" and glue["r_s_provenance"].endswith("4.0 min")
     assert recorded.seed_table("mnist").loc[("clean", "DDSA"), "seeds"] == 3
+    paragraph = recorded.seed_paragraph("mnist")
+    assert paragraph.startswith(f"Recorded run: {glue['r_s_provenance']}; 3 seeds, on all 10,000 test images")
+    assert all(glue[k] in paragraph for k in recorded.SEED_KEYS if k not in ("r_s_which",))
 
 
 def test_a_seeds_run_without_seeds_fails_before_any_compute():
@@ -153,24 +161,14 @@ def test_a_pending_figure_says_what_is_missing():
     assert "cifar10 is not recorded yet" in fig.axes[0].texts[0].get_text()
 
 
-def test_mnist_summary_reads_mnist_in_a_cifar10_build(tmp_path, monkeypatch):
-    mnist = recorded.threat_models_glue("mnist") | recorded.adaptive_glue("mnist")
-    cifar = {"rec_claims_held": "1 of 2", "r_ddsa_worst": "0.5"}
-    keys = ("rec_claims_held", "r_ddsa_worst")
-    assert recorded.with_mnist_summary("cifar10", cifar, keys) == cifar | {f"mnist_{k}": mnist[k] for k in keys}
-    assert recorded.with_mnist_summary("mnist", cifar, keys) == cifar | {f"mnist_{k}": cifar[k] for k in keys}
-    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    summary = recorded.with_mnist_summary("cifar10", cifar, keys)
-    assert {summary[f"mnist_{k}"] for k in keys} == {recorded.PENDING}
-
-
-def test_every_recorded_summary_key_of_the_landing_page_has_a_source():
+def test_the_landing_pages_recorded_keys_are_glued_by_the_recorded_mnist_sections():
     import re
     from pathlib import Path
 
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
-    keys = set(re.findall(r"::mnist_((?:rec|r)_\w+?):s`", intro))
-    assert keys == set(recorded.SUMMARY_SOURCES)  # a new recorded summary key needs its glue named
+    keys = set(re.findall(r"(?:06_results|07_adaptive)\.ipynb::((?:rec|r)_\w+?):s`", intro))
+    assert keys == {"rec_claims_held", "rec_ddsa_white_pgd", "r_ddsa_worst"}
+    assert keys <= set(recorded.threat_models_glue("mnist") | recorded.adaptive_glue("mnist"))
 
 
 def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
@@ -294,16 +292,28 @@ def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack
                                    flag("accuracy falls as eps grows", "DDA", passed=True)]),
            "steps": pd.concat([curve("DDSA", [0.10, 0.05, 0.08]), curve("MagNet", [0.9, 0.6, 0.5])]),
            "restarts": pd.DataFrame({"defense": "MagNet", "restarts": [10, 20], "accuracy": [0.4, 0.35], "images": 200}),
-           "unbounded": pd.DataFrame([{"defense": "MagNet", "accuracy": 0.995, "images": 200}]),
-           "battery": pd.DataFrame({"defense": ["DDSA", "MagNet"]})}
+           "unbounded": pd.DataFrame([{"defense": "MagNet", "eps": 1.0, "accuracy": 0.995, "images": 200}]),
+           "battery": pd.DataFrame({"defense": ["DDSA", "MagNet"]}), "config": {"dataset": "mnist"}}
     glue = recorded._flagged_glue(rec)
     assert glue["r_noise_curves"] == "DDSA's iterations curve, by up to 6 images of 200"  # 0.05 -> 0.08 on 200 images
     assert glue["r_magnet_past"] == "1 of 200 images"
     assert glue["r_magnet_steps"] == "from 0.900 at 10 to 0.500 at 50"
     assert glue["r_magnet_restarts"] == "0.350 with 20 random starts against 0.400 with 10"
     assert glue["r_magnet_flagged"] == "“chance level by eps 0.5”"
-    no_magnet = recorded._flagged_glue(rec | {"battery": pd.DataFrame({"defense": ["DDSA"]})})
-    assert no_magnet["r_magnet_past"] == adaptive_reports.MAGNET_MNIST_ONLY
+    cifar = rec | {"battery": pd.DataFrame({"defense": ["DDSA"]}), "config": {"dataset": "cifar10"}}
+    assert recorded._flagged_glue(cifar)["r_magnet_past"] == adaptive_reports.MAGNET_MNIST_ONLY
+    no_curve = rec | {"restarts": pd.DataFrame()}  # an MNIST run without MagNet's restarts: no sentence can be made
+    with pytest.raises(ValueError, match=r"adaptive run of mnist has no MagNet rows for \['restarts'\].*--stages adaptive --force"):
+        recorded._flagged_glue(no_curve)
+
+
+def test_magnets_white_box_text_names_what_an_mnist_run_lacks():
+    rows = [{"defense": "MagNet", "attack": a, "accuracy": v} for a, v in (("fgsm", 1.0), ("rfgsm", 1.0), ("mim", 0.99),
+                                                                           ("pgd", 0.99), ("cw", 0.4))]
+    assert recorded._magnet_white(rows, "mnist") == {"rec_magnet_white_linf": "0.990-1.000", "rec_magnet_white_cw": "0.400"}
+    with pytest.raises(ValueError, match=r"white-box run of mnist has no MagNet rows for \['cw'\].*--stages threat_models"):
+        recorded._magnet_white(rows[:4], "mnist")
+    assert recorded._magnet_white([], "cifar10")["rec_magnet_white_cw"] == adaptive_reports.MAGNET_MNIST_ONLY
 
 
 def test_recorded_claims_that_fail_and_magnets_white_box_are_read_from_the_run():
@@ -337,6 +347,55 @@ def test_cifar10_costs_come_from_the_records_or_say_pending(tmp_path, monkeypatc
                                                                                        results.load("reduced", "cifar10", "lr_sweep")["provenance"]["device"])
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert recorded.cifar10_costs() == dict.fromkeys(costs, recorded.PENDING)
+
+
+def test_the_classifier_cost_shows_each_run_of_the_same_weights(tmp_path, monkeypatch):
+    """The same reduced classifier trained twice, at 21 and 51 min: the cost gives both and the range
+    they imply, not the first alone; cached in the sweep, or another key, it gives one."""
+    import json
+
+    def write(name, doc):
+        path = tmp_path / "reduced" / "cifar10" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc))
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    prov = lambda day: {"device": "cpu (x86_64, 2 threads)", "date": f"2026-11-{day}T00:00:00+00:00"}
+    write("classifier", {"config": {"clf_lr": 0.001, "clf_epochs": 10}, "provenance": prov(25),
+                         "wall_s": {"train": 21 * 60}, "results": {"weights_key": "k1"}})
+    sweep = {"provenance": prov(28), "results": {"weights": {"0.001": {"key": "k1", "cached": False, "train_wall_s": 51 * 60},
+                                                             "0.0001": {"key": "k2", "cached": False, "train_wall_s": 50 * 60}}}}
+    write("lr_sweep", sweep)
+    text = recorded.cifar10_costs()["rec_clf_cost_cpu"]
+    assert text.startswith("Table 3's 64 epochs would take about 2.2-5.4 hours, from the reduced profile's 10, which took "
+                           "21 min on cpu (x86_64, 2 threads) on 2026-11-25 and 51 min on cpu (x86_64, 2 threads) on 2026-11-28")
+    assert text.endswith("(the same weights key twice: the learning-rate sweep below retrained it; "
+                         "the two machines carry the same device label)")
+    assert recorded.cifar10_costs()["rec_lr_cost_cpu"] == "50-51 minutes per rate on cpu (x86_64, 2 threads)"
+    sweep["results"]["weights"]["0.001"]["cached"] = True  # loaded, not retrained: one run only
+    write("lr_sweep", sweep)
+    assert recorded.cifar10_costs()["rec_clf_cost_cpu"] == ("Table 3's 64 epochs would take about 2.2 hours, from the reduced "
+                                                            "profile's 10, which took 21 min on cpu (x86_64, 2 threads) on 2026-11-25")
+
+
+def test_classifiers_on_names_one_device_or_each(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert recorded.classifiers_on() == "No paper-profile classifier is recorded yet."
+
+    def write(ds, device):
+        path = tmp_path / "paper" / ds / "classifier.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"provenance": {"device": device}}))
+
+    write("cifar10", "GPU B")
+    assert recorded.classifiers_on() == ("The paper-profile CIFAR-10 classifier was recorded on GPU B; "
+                                         "the MNIST one is not recorded yet.")
+    write("mnist", "GPU A")
+    assert recorded.classifiers_on() == "The paper-profile classifiers were recorded on GPU A (MNIST) and GPU B (CIFAR-10)."
+    write("cifar10", "GPU A")
+    assert recorded.classifiers_on() == "Both paper-profile classifiers were recorded on GPU A."
 
 
 def test_paper_settings_glue_states_the_paper_profile_as_configured():
@@ -377,3 +436,17 @@ def test_the_seeds_glue_lists_the_seeds():
 def test_gap_range_words_each_end_by_its_sign():
     assert recorded.gap_range([-0.092, 0.052, -0.01]) == "from 9.2 points below to 5.2 points above"
     assert recorded.gap_range([-0.049, -0.004]) == "from 4.9 points below to 0.4 points below"  # all below: no "0.0 above"
+
+
+def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
+    """The paper's Tables 6, 7 and 9 and our adaptive run are MNIST's: the recorded sections read them
+    whatever ``dataset`` the chapter ran, so their prose (which names MNIST's tables) stays true."""
+    import json
+    import re
+    from pathlib import Path
+
+    for name in ("06_results", "07_adaptive"):
+        nb = json.loads((Path(__file__).resolve().parents[1] / "book" / f"{name}.ipynb").read_text())
+        code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        assert 'rec_dataset = "mnist"' in code
+        assert not re.search(r"recorded\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build

@@ -127,6 +127,18 @@ def test_sweep_origin_tells_other_settings_from_another_device():
         assert ("another device" in other) == (device == "cpu")
 
 
+def test_beta_origin_tells_the_gray_box_ddsa_from_a_retrained_or_other_one():
+    from ddsa_core.recorded import _beta_origin
+
+    sweep = lambda device, key, cached: {"provenance": {"device": device},
+                                         "results": {"weights": {"1": {"key": key, "cached": cached}}}}
+    gray = {"provenance": {"device": "cuda (H100)"}, "results": {"classifier_key": "c", "weights_keys": {"ddsa": "d"}}}
+    assert _beta_origin(sweep("cuda (H100)", "d", False), 1.0, gray).endswith("Its β = 1 row has the gray-box table's DDSA key.")
+    assert _beta_origin(sweep("cpu", "d", True), 1.0, gray).endswith("Its β = 1 row has the gray-box table's DDSA key.")
+    assert "retrained the gray-box table's DDSA on another device" in _beta_origin(sweep("cpu", "d", False), 1.0, gray)
+    assert "their weights' keys differ" in _beta_origin(sweep("cuda (H100)", "x", False), 1.0, gray)
+
+
 def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tmp_path, monkeypatch):
     """The beta sweep trains one DDSA per rate, judges each on the validation images its training
     watched, and its glue names the best rate against the book's with one measurement's noise."""
@@ -262,4 +274,7 @@ def test_settings_glue_states_each_profiles_sizes_as_configured():
     assert glue["quick_cifar10_clf_batch_size"] == f"{quick.clf_batch_size:,}" and glue["quick_mnist_cw_max_iter"] == "100"
     assert glue["paper_mnist_train_size"] == "50,000" and glue["paper_cifar10_attack_size"] == "10,000"  # None: the whole split
     assert glue["quick_mnist_ae_train_size"] == f"{make_config('quick', 'mnist').ae_train_size:,}"
-    assert len(glue) == 2 * 2 * len(reports.SETTING_FIELDS)
+    assert glue["paper_mnist_train_size_of"] == "all 50,000" and glue["paper_mnist_cw_size_of"] == "the first 1,000"
+    assert glue["quick_mnist_test_size_of"] == f"the first {make_config('quick', 'mnist').test_size:,}"
+    slices = ("train_size", "test_size", "attack_size", "cw_size", "ae_train_size")
+    assert len(glue) == 2 * 2 * (len(reports.SETTING_FIELDS) + len(slices))
