@@ -443,12 +443,13 @@ def cifar10_costs() -> dict[str, str]:
     red, sweep = table8_run("cifar10", "classifier"), table8_run("cifar10", "lr_sweep")
     if red:
         runs = _reduced_classifier_runs(red, sweep)
-        hours = [m * epochs / red["config"]["clf_epochs"] / 60 for m, _ in runs]
+        hours = [m * epochs / red["config"]["clf_epochs"] / 60 for m, _, _ in runs]
         span = f"{hours[0]:.1f}" if len(runs) == 1 else f"{min(hours):.1f}-{max(hours):.1f}"
         out["rec_clf_cost_cpu"] = (f"Table 3's {epochs} epochs would take about {span} hours, from the reduced profile's "
-                                   f"{red['config']['clf_epochs']}, which took " + " and ".join(f"{m:.0f} min on {w}" for m, w in runs))
+                                   f"{red['config']['clf_epochs']}, which took "
+                                   + " and ".join(f"{m:.0f} min on {device} on {day}" for m, device, day in runs))
         if len(runs) > 1:
-            same = runs[0][1].rsplit(" on ", 1)[0] == runs[1][1].rsplit(" on ", 1)[0]
+            same = len({device for _, device, _ in runs}) == 1
             out["rec_clf_cost_cpu"] += (" (the same weights key twice: the learning-rate sweep below retrained it"
                                         + ("; the two machines carry the same device label)" if same else ")"))
     if paper := classifier("cifar10"):
@@ -460,13 +461,14 @@ def cifar10_costs() -> dict[str, str]:
     return out
 
 
-def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float, str]]:
-    """(training minutes, "device, date") of each recorded run that trained the reduced CIFAR-10 classifier:
+def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float, str, str]]:
+    """(training minutes, device, day) of each recorded run that trained the reduced CIFAR-10 classifier:
     its own record, and the learning-rate sweep's row of the same weights key when that row trained it again."""
-    runs = [(red["wall_s"]["train"] / 60, f"{red['provenance']['device']} on {red['provenance']['date'][:10]}")]
+    when = lambda doc: (doc["provenance"]["device"], doc["provenance"]["date"][:10])
+    runs = [(red["wall_s"]["train"] / 60, *when(red))]
     row = sweep["results"]["weights"].get(f"{red['config']['clf_lr']:g}") if sweep else None
     if row and not row["cached"] and row["key"] == red["results"]["weights_key"]:
-        runs.append((row["train_wall_s"] / 60, f"{sweep['provenance']['device']} on {sweep['provenance']['date'][:10]}"))
+        runs.append((row["train_wall_s"] / 60, *when(sweep)))
     return runs
 
 

@@ -372,6 +372,9 @@ def test_the_classifier_cost_shows_each_run_of_the_same_weights(tmp_path, monkey
     assert text.endswith("(the same weights key twice: the learning-rate sweep below retrained it; "
                          "the two machines carry the same device label)")
     assert recorded.cifar10_costs()["rec_lr_cost_cpu"] == "50-51 minutes per rate on cpu (x86_64, 2 threads)"
+    write("lr_sweep", sweep | {"provenance": {"device": "cpu (Xeon, x86_64, 2 threads)", "date": "2026-11-28"}})
+    assert recorded.cifar10_costs()["rec_clf_cost_cpu"].endswith(
+        "51 min on cpu (Xeon, x86_64, 2 threads) on 2026-11-28 (the same weights key twice: the learning-rate sweep below retrained it)")
     sweep["results"]["weights"]["0.001"]["cached"] = True  # loaded, not retrained: one run only
     write("lr_sweep", sweep)
     assert recorded.cifar10_costs()["rec_clf_cost_cpu"] == ("Table 3's 64 epochs would take about 2.2 hours, from the reduced "
