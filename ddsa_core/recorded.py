@@ -109,11 +109,6 @@ def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, st
             "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
 
 
-def _first_or_all(n: int | None, total: int) -> str:
-    """"all N" when ``n`` covers the whole split (or is None), else "the first N"."""
-    return f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
-
-
 def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
     """Where the recorded paper-profile runs ``names`` of ``dataset`` ran: the one device, or each device with
     its runs; :data:`PENDING` when none is recorded."""
@@ -138,7 +133,7 @@ def paper_settings_glue(dataset: str) -> dict[str, str]:
     """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
     the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
     cfg = make_config("paper", dataset)
-    count = _first_or_all
+    count = reports.first_or_all  # "all N" or "the first N"
     return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
             "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
             "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": count(cfg.adaptive_size, data.TEST_SIZE),
@@ -168,7 +163,7 @@ def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
     n = int(at.loc[('DDSA', 'pgd'), 'images'])
-    return {f"{prefix}images": _first_or_all(n, data.TEST_SIZE),
+    return {f"{prefix}images": reports.first_or_all(n, data.TEST_SIZE),
             f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
@@ -191,16 +186,16 @@ def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
     if gray is None:
         return f"It ran on {device}, with a classifier and DDSA trained there ({training}); no gray-box run is recorded."
     gray_device = gray["provenance"]["device"]
-    _, changed = _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})
-    if device == gray_device and not changed:
+    same_device, changed = _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})
+    if same_device and not changed:
         return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
-    where = "as the gray-box run did" if device == gray_device else f"not on the gray-box run's {gray_device}"
+    where = "as the gray-box run did" if same_device else f"not on the gray-box run's {gray_device}"
     out = f"It ran on {device}, {where}, with a classifier and DDSA trained there ({training})"
-    out += ", not that run's weights." if device != gray_device else f"; its {' and '.join(changed)} weights are not that run's."
+    out += ", not that run's weights." if not same_device else f"; its {' and '.join(changed)} weights are not that run's."
     if changed:
         out += (f" The {' and the '.join(changed)} weights' key{'s differ' if len(changed) > 1 else ' differs'} from "
                 "that run's: code or settings that shape the weights changed between the two commits.")
-    if device != gray_device:
+    if not same_device:
         out += (" Even with the same recipe, retraining on another device moves the weights as another seed would "
                 "(another order of floating-point sums, compounded over thousands of steps); chapter 7 "
                 "measures that spread.")
@@ -671,8 +666,8 @@ def seed_glue(dataset: str) -> dict[str, str]:
         return _pending(*SEED_KEYS)
     images = doc["results"]["images"]
     return {"r_s_provenance": results.describe(doc),
-            "r_s_images": (f"{_first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
-                           f"({_first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
+            "r_s_images": (f"{reports.first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
+                           f"({reports.first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
             **adaptive_reports.seed_glue(doc["results"], prefix="r_s_")}
 
 

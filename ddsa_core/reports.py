@@ -102,6 +102,11 @@ SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_b
                   "magnet_detector_epochs", "magnet_batch_size", "adv_epochs")
 
 
+def first_or_all(n: int | None, total: int) -> str:
+    """"all N" when ``n`` covers the whole split of ``total`` (or is None), else "the first N"."""
+    return f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
+
+
 def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
     """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
     the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
@@ -118,8 +123,7 @@ def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, s
                                                                     "ae_train_size": denoiser_train_size(cfg)}
             value |= {f: whole[f] for f, v in value.items() if v is None}
             out |= {f"{profile}_{ds}_{f}": f"{v:,}" for f, v in value.items()}
-            out |= {f"{profile}_{ds}_{f}_of": f"all {v:,}" if v >= whole[f] else f"the first {v:,}"
-                    for f, v in value.items() if f in whole}
+            out |= {f"{profile}_{ds}_{f}_of": first_or_all(v, whole[f]) for f, v in value.items() if f in whole}
     return out
 
 
