@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
+from . import adaptive, adaptive_reports, cache, data, paper, reports, results, sanity
 from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
@@ -22,9 +22,9 @@ def _pending(*keys: str) -> dict[str, str]:
     return {key: PENDING for key in keys}
 
 
-def _doc(dataset: str, name: str) -> dict | None:
-    """The recorded document ``results/paper/<dataset>/<name>.json`` (results, provenance, wall times), if any."""
-    return results.load("paper", dataset, name)
+def _doc(dataset: str, name: str, profile: str = "paper") -> dict | None:
+    """The recorded document ``results/<profile>/<dataset>/<name>.json`` (results, provenance, wall times), if any."""
+    return results.load(profile, dataset, name)
 
 
 def _results(doc: dict | None) -> dict | None:
@@ -230,9 +230,9 @@ def _settings_sentence(dev: pd.DataFrame) -> str:
     return f"Its settings differ from the paper profile in {changed}." if changed else "It uses the paper profile's settings unchanged."
 
 
-def ablation_frame(dataset: str) -> pd.DataFrame | None:
+def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:
     """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
-    run = _results(_doc(dataset, "sparsity_ablation"))
+    run = _results(_doc(dataset, "sparsity_ablation", profile))
     return pd.DataFrame(run["rows"]).set_index("denoiser") if run else None
 
 
@@ -572,10 +572,10 @@ VERDICT_KEYS = ("images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_wo
                 "ddsa_paper_white_pgd", "sentence")
 
 
-def adaptive_frames(dataset: str) -> dict | None:
+def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
     threat models, ablation), its one-line ``provenance`` and ``config``, or ``None`` before that run exists."""
-    doc = _doc(dataset, "adaptive")
+    doc = _doc(dataset, "adaptive", profile)
     if doc is None:
         return None
     run = doc["results"]
@@ -583,7 +583,8 @@ def adaptive_frames(dataset: str) -> dict | None:
     for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("restarts", "restarts"),
                       ("checks", "checks"), ("weaker", "weaker"), ("unbounded", "unbounded")):
         frames[name] = pd.DataFrame(run[key])
-    frames["ablation"] = ablation_frame(dataset)
+    frames["ablation"] = ablation_frame(dataset, profile)
+    frames["keys"] = run.get("keys", {})
     return frames
 
 
@@ -709,6 +710,65 @@ def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame 
 def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
     return {"rec_magnet_aware": adaptive_reports.detector_aware_text(detector_aware_table(dataset, rec))}
+
+
+# --- CIFAR-10's adaptive evaluation at the scale two CPU cores run (chapter 7) -----------------------
+
+CPU_PROFILE = "quick"  # the profile CIFAR-10's battery is recorded in until a GPU records the paper's
+
+
+def cpu_record_command(dataset: str, profile: str = CPU_PROFILE) -> str:
+    """The command that records the gray-box and adaptive stages of ``profile`` for ``dataset``."""
+    return f"python -m ddsa_core.record --profile {profile} --dataset {dataset} --stages gray_box adaptive"
+
+
+def cpu_adaptive_table(dataset: str, profile: str = CPU_PROFILE) -> pd.DataFrame | str:
+    """The robust-accuracy table (attack × defense) of the recorded ``profile`` adaptive run, or why it is missing."""
+    rec = adaptive_frames(dataset, profile)
+    if rec is None:
+        return f"{PENDING}: no {profile}-profile adaptive run of {dataset} is recorded yet ({cpu_record_command(dataset, profile)})"
+    return adaptive.accuracy_table(rec["battery"])
+
+
+def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] | None:
+    """Clean accuracy per defense from a gray-box record, when it used the adaptive run's classifier and denoisers."""
+    if gray is None:
+        return None
+    run = gray["results"]
+    clf = run["classifier_key"]
+    same = {"No defense": clf} | {label: cache.content_key(system=[run["weights_keys"][name], clf])
+                                  for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}
+    if any(keys.get(label) != key for label, key in same.items()):
+        return None
+    return {r["defense"]: r["clean_accuracy"] for r in run["rows"]} | {"images": run["rows"][0]["images"]}
+
+
+def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
+    """The recorded ``profile`` adaptive run of ``dataset`` in one paragraph: its scale, clean accuracy (from the
+    gray-box record of the same weights), each defense's worst case and the checks; or one sentence while it is pending."""
+    rec = adaptive_frames(dataset, profile)
+    if rec is None:
+        return (f"No {profile}-profile adaptive run of {dataset} is recorded yet; `{cpu_record_command(dataset, profile)}` "
+                "records it, and this paragraph then gives its numbers.")
+    cfg = Config(**rec["config"])
+    v = adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset)
+    clean = _clean_behind(_doc(dataset, "gray_box", profile), rec["keys"])
+    pct = lambda a: f"{100 * a:.1f}%"
+    scale = (f"Recorded run: {rec['provenance']}, the `{profile}` profile. Its classifier trains for {cfg.clf_epochs} "
+             f"epochs on the first {cfg.train_size or data.TRAIN_SIZE[dataset]:,} training images, DDSA and DDA for "
+             f"{cfg.ae_epochs} epochs on the PGD examples of {denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,} of them")
+    if clean is None:
+        scale += (". No gray-box record of the same weights gives their clean accuracy "
+                  f"(`{cpu_record_command(dataset, profile)}` records both).")
+    else:
+        scale += (f". On the first {clean['images']:,} test images the classifier alone is right on "
+                  f"{pct(clean['No defense'])} (the paper's: {100 * paper.CLEAN_ACCURACY[dataset]:.2f}%), behind DDSA on "
+                  f"{pct(clean['DDSA'])} and behind DDA on {pct(clean['DDA'])}.")
+    return (f"{scale} On the first {v['images']} test images, at eps {cfg.eps:g}, DDSA keeps {v['ddsa_worst']} under "
+            f"the adaptive battery (the lowest single attack: {v['ddsa_breaker']}), against {v['ddsa_gray_pgd']} under the "
+            f"paper's PGD crafted gray-box; DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
+            f"undefended classifier {v['none_worst']}. {v['sentence']} "
+            f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])} sanity checks pass.")
 
 
 # --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---

@@ -453,3 +453,30 @@ def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
         code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
         assert 'rec_dataset = "mnist"' in code
         assert not re.search(r"recorded\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build
+
+
+def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert recorded.cpu_adaptive_table("cifar10").startswith(f"{recorded.PENDING}: no quick-profile adaptive run")
+    assert recorded.cpu_adaptive_paragraph("cifar10").startswith("No quick-profile adaptive run of cifar10 is recorded yet")
+    here = tmp_path / "quick" / "cifar10"
+    here.mkdir(parents=True)
+    for name in ("adaptive", "gray_box"):  # the committed records (.gitignore keeps these two of results/quick)
+        shutil.copy(results.REPO_ROOT / f"results/quick/cifar10/{name}.json", here)
+    run = json.loads((here / "adaptive.json").read_text())["results"]
+    worst = {r["defense"]: r["accuracy"] for r in run["battery"] if r["attack"] == "worst case"}
+    gray = json.loads((here / "gray_box.json").read_text())
+    clean = {r["defense"]: r["clean_accuracy"] for r in gray["results"]["rows"]}
+    text = recorded.cpu_adaptive_paragraph("cifar10")
+    assert f"DDSA keeps {100 * worst['DDSA']:.1f}% under the adaptive battery" in text
+    assert f"the classifier alone is right on {100 * clean['No defense']:.1f}%" in text
+    assert f"behind DDSA on {100 * clean['DDSA']:.1f}%" in text and f"behind DDA on {100 * clean['DDA']:.1f}%" in text
+    checks = run["checks"]
+    assert f"{sum(c['passed'] for c in checks)} of {len(checks)} sanity checks pass" in text
+    assert list(recorded.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
+    gray["results"]["weights_keys"]["ddsa"] = "another denoiser"  # a gray-box record of other weights is not quoted
+    (here / "gray_box.json").write_text(json.dumps(gray))
+    assert "No gray-box record of the same weights" in recorded.cpu_adaptive_paragraph("cifar10")
