@@ -764,11 +764,23 @@ def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
         scale += (f". On the first {clean['images']:,} test images the classifier alone is right on "
                   f"{pct(clean['No defense'])} (the paper's: {100 * paper.CLEAN_ACCURACY[dataset]:.2f}%), behind DDSA on "
                   f"{pct(clean['DDSA'])} and behind DDA on {pct(clean['DDA'])}.")
+    cost = "" if clean is None else " " + _clean_cost(clean, rec["weaker"])
     return (f"{scale} On the first {v['images']} test images, at eps {cfg.eps:g}, DDSA keeps {v['ddsa_worst']} under "
             f"the adaptive battery (the lowest single attack: {v['ddsa_breaker']}), against {v['ddsa_gray_pgd']} under the "
             f"paper's PGD crafted gray-box; DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
-            f"undefended classifier {v['none_worst']}. {v['sentence']} "
+            f"undefended classifier {v['none_worst']}. {v['sentence']}{cost} "
             f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])} sanity checks pass.")
+
+
+def _clean_cost(clean: dict[str, float], weaker: pd.DataFrame) -> str:
+    """What DDSA's reconstruction costs in clean accuracy, set against what it saves under gray-box PGD."""
+    gray = weaker[weaker.threat_model == "gray-box"].set_index("defense").accuracy
+    drop, gain = 100 * (clean["No defense"] - clean["DDSA"]), 100 * (gray["DDSA"] - gray["No defense"])
+    if drop <= 0:
+        return f"DDSA costs no clean accuracy here and adds {gain:.1f} points under gray-box PGD."
+    verb = "more" if drop > gain else "less"
+    return (f"Its reconstruction costs {drop:.1f} points of clean accuracy, {verb} than the {gain:.1f} points it adds "
+            f"under gray-box PGD over the undefended classifier.")
 
 
 # --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---

@@ -81,6 +81,17 @@ def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():
     assert set(recorded.VERDICT_KEYS) <= set(out)  # the keys chapter 07 glues, on either dataset
 
 
+def test_the_verdict_sentence_follows_the_adaptive_and_gray_box_numbers():
+    battery = lambda w: pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [w, w], "images": [10] * 2})
+    weaker = lambda g: pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [g]})
+    sentence = lambda w, g: adaptive_reports.verdict(battery(w), weaker(g), "mnist")["sentence"]
+    assert sentence(0.0, 0.9).startswith("DDSA buys robustness only against an attacker who does not know it is there")
+    assert sentence(0.0, 0.16).startswith("DDSA buys little robustness here even against")  # gray-box near chance too
+    assert "both near or below chance" in sentence(0.0, 0.16)
+    assert "the gray-box figure overstates it" in sentence(0.5, 0.9)
+    assert "the adaptive attacks do not break it" in sentence(0.85, 0.9)
+
+
 def test_describe_names_device_commit_date_and_minutes():
     doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
            "wall_s": {"this_run": 90.0}}

@@ -474,9 +474,25 @@ def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_o
     assert f"DDSA keeps {100 * worst['DDSA']:.1f}% under the adaptive battery" in text
     assert f"the classifier alone is right on {100 * clean['No defense']:.1f}%" in text
     assert f"behind DDSA on {100 * clean['DDSA']:.1f}%" in text and f"behind DDA on {100 * clean['DDA']:.1f}%" in text
+    gray_pgd = {r["defense"]: r["accuracy"] for r in run["weaker"] if r["threat_model"] == "gray-box"}
+    drop, gain = 100 * (clean["No defense"] - clean["DDSA"]), 100 * (gray_pgd["DDSA"] - gray_pgd["No defense"])
+    assert (f"costs {drop:.1f} points of clean accuracy" in text if drop > 0 else "costs no clean accuracy" in text)
+    assert f"the {gain:.1f} points it adds under gray-box PGD" in text or "costs no clean accuracy" in text
     checks = run["checks"]
     assert f"{sum(c['passed'] for c in checks)} of {len(checks)} sanity checks pass" in text
     assert list(recorded.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
     gray["results"]["weights_keys"]["ddsa"] = "another denoiser"  # a gray-box record of other weights is not quoted
     (here / "gray_box.json").write_text(json.dumps(gray))
     assert "No gray-box record of the same weights" in recorded.cpu_adaptive_paragraph("cifar10")
+
+
+def test_the_clean_cost_of_ddsa_is_set_against_what_it_adds_gray_box():
+    import pandas as pd
+
+    weaker = pd.DataFrame({"defense": ["No defense", "DDSA"], "threat_model": ["gray-box"] * 2, "accuracy": [0.0, 0.5]})
+    assert recorded._clean_cost({"No defense": 0.4, "DDSA": 0.19}, weaker) == (
+        "Its reconstruction costs 21.0 points of clean accuracy, less than the 50.0 points it adds under gray-box PGD "
+        "over the undefended classifier.")
+    assert "more than the 10.0 points" in recorded._clean_cost({"No defense": 0.4, "DDSA": 0.19}, weaker.assign(accuracy=[0.0, 0.1]))
+    assert recorded._clean_cost({"No defense": 0.9, "DDSA": 0.92}, weaker) == (
+        "DDSA costs no clean accuracy here and adds 50.0 points under gray-box PGD.")
