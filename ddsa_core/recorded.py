@@ -748,18 +748,18 @@ def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
     gray-box record of the same weights), each defense's worst case and the checks; or one sentence while it is pending."""
     rec = adaptive_frames(dataset, profile)
     if rec is None:
-        return (f"No {profile}-profile adaptive run of {dataset} is recorded yet; `{cpu_record_command(dataset, profile)}` "
-                "records it, and this paragraph then gives its numbers.")
+        return (f"No {profile}-profile adaptive run of {dataset} is recorded yet ({cpu_record_command(dataset, profile)} "
+                "records it, and this paragraph then gives its numbers).")
     cfg = Config(**rec["config"])
     v = adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset)
     clean = _clean_behind(_doc(dataset, "gray_box", profile), rec["keys"])
     pct = lambda a: f"{100 * a:.1f}%"
-    scale = (f"Recorded run: {rec['provenance']}, the `{profile}` profile. Its classifier trains for {cfg.clf_epochs} "
+    scale = (f"Recorded run: {rec['provenance']}, the {profile} profile. Its classifier trains for {cfg.clf_epochs} "
              f"epochs on the first {cfg.train_size or data.TRAIN_SIZE[dataset]:,} training images, DDSA and DDA for "
              f"{cfg.ae_epochs} epochs on the PGD examples of {denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,} of them")
     if clean is None:
         scale += (". No gray-box record of the same weights gives their clean accuracy "
-                  f"(`{cpu_record_command(dataset, profile)}` records both).")
+                  f"({cpu_record_command(dataset, profile)} records both).")
     else:
         scale += (f". On the first {clean['images']:,} test images the classifier alone is right on "
                   f"{pct(clean['No defense'])} (the paper's: {100 * paper.CLEAN_ACCURACY[dataset]:.2f}%), behind DDSA on "

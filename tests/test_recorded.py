@@ -461,7 +461,7 @@ def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_o
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert recorded.cpu_adaptive_table("cifar10").startswith(f"{recorded.PENDING}: no quick-profile adaptive run")
-    assert recorded.cpu_adaptive_paragraph("cifar10").startswith("No quick-profile adaptive run of cifar10 is recorded yet")
+    assert recorded.cpu_adaptive_paragraph("cifar10").startswith("No quick-profile adaptive run of cifar10 is recorded yet (python -m")
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)
     for name in ("adaptive", "gray_box"):  # the committed records (.gitignore keeps these two of results/quick)
@@ -471,6 +471,7 @@ def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_o
     gray = json.loads((here / "gray_box.json").read_text())
     clean = {r["defense"]: r["clean_accuracy"] for r in gray["results"]["rows"]}
     text = recorded.cpu_adaptive_paragraph("cifar10")
+    assert "`" not in text  # {glue:text} renders text as it is: markup would show
     assert f"DDSA keeps {100 * worst['DDSA']:.1f}% under the adaptive battery" in text
     assert f"the classifier alone is right on {100 * clean['No defense']:.1f}%" in text
     assert f"behind DDSA on {100 * clean['DDSA']:.1f}%" in text and f"behind DDA on {100 * clean['DDA']:.1f}%" in text
