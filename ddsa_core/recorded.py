@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from . import adaptive, adaptive_reports, cache, data, paper, reports, results, sanity
+from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
 from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
@@ -736,7 +736,7 @@ def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] |
         return None
     run = gray["results"]
     clf = run["classifier_key"]
-    same = {"No defense": clf} | {label: cache.content_key(system=[run["weights_keys"][name], clf])
+    same = {"No defense": clf} | {label: reports.system_key(run["weights_keys"][name], clf)
                                   for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}
     if any(keys.get(label) != key for label, key in same.items()):
         return None

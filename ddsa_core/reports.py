@@ -514,6 +514,11 @@ DEFENSE_KEYS = {"No defense": "no_defense", "DDSA": "ddsa", "MagNet": "magnet", 
                 "DDA": "dda"}  # the book's labels -> the keys of ddsa_core.paper's tables
 
 
+def system_key(*weights_keys: str) -> str:
+    """The key of a defended system: the weights keys it is made of, front (denoiser, reformer) to classifier."""
+    return cache.content_key(system=weights_keys)
+
+
 def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
                      clf: Trained | None = None) -> dict[str, tuple[nn.Module, str]]:
     """Every defense of the paper (or those labelled in ``only``) around the classifier of ``cfg``, with its weights key.
@@ -523,15 +528,14 @@ def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
     Only the defenses asked for are trained or loaded; ``clf`` skips loading the classifier again.
     """
     clf = clf or classifier(cfg)
-    joint = lambda *keys: cache.content_key(system=keys)
 
     def denoised(name: str) -> tuple[nn.Module, str]:
         den = defenses.denoiser(cfg, name)
-        return defenses.Defended(den.model, clf.model, den.meta), joint(den.key, clf.key)
+        return defenses.Defended(den.model, clf.model, den.meta), system_key(den.key, clf.key)
 
     def magnet() -> tuple[nn.Module, str]:
         system, parts = baselines.magnet(cfg, clf.model)
-        return system, joint(parts["reformer"].key, clf.key)
+        return system, system_key(parts["reformer"].key, clf.key)
 
     def adversarially_trained() -> tuple[nn.Module, str]:
         adv = baselines.adversarial_training(cfg)
