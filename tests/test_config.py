@@ -126,6 +126,6 @@ def test_denoiser_steps_counts_the_steps_fit_takes(overrides):
 
 
 def test_denoiser_steps_of_the_profiles():
-    assert denoiser_steps(make_config("quick", "mnist")) == 12 * 63  # 2,000 pairs in batches of 32
+    assert denoiser_steps(make_config("quick", "mnist")) == 10 * 63  # 2,000 pairs in batches of 32, 10 epochs
     paper = make_config("paper", "mnist")
     assert denoiser_steps(paper) == paper.ae_epochs * -(-50_000 // paper.ae_batch_size)  # the whole split
