@@ -226,16 +226,18 @@ def paper_white_box_pgd(dataset: str) -> dict[str, float]:
 
 
 def verdict(battery: pd.DataFrame, weaker: pd.DataFrame, dataset: str) -> dict[str, str]:
-    """The numbers of the chapter's verdict, as text to glue: each defense's worst case beside its gray-box PGD and the paper's white-box PGD."""
+    """The numbers of the chapter's verdict, as text to glue: each defense's worst case beside its gray-box PGD and the paper's
+    white-box PGD, and the image counts of both (``images``, ``gray_images``: the gray-box rows may use more)."""
     worst = battery[battery.attack == "worst case"].set_index("defense").accuracy
-    gray = weaker[weaker.threat_model == "gray-box"].set_index("defense").accuracy
+    gray_rows = weaker[weaker.threat_model == "gray-box"].set_index("defense")
+    gray = gray_rows.accuracy
     table9 = paper_white_box_pgd(dataset)
     breaker = {}
     for label in worst.index:  # the attack with the lowest accuracy on this defense
         rows = battery[(battery.defense == label) & ~battery.attack.isin(["worst case", "autoattack"])]
         best = rows[rows.accuracy == rows.accuracy.min()].attack.tolist()  # every attack tied at the lowest
         breaker[label] = " and ".join([", ".join(best[:-1]), best[-1]] if len(best) > 1 else best)
-    out = {"images": f"{int(battery.images.iloc[0]):,}"}
+    out = {"images": f"{int(battery.images.iloc[0]):,}", "gray_images": f"{int(gray_rows.images.iloc[0]):,}"}
     for label, key in (("DDSA", "ddsa"), ("DDA", "dda"), ("MagNet", "magnet"), ("Adv. training", "adv"), ("No defense", "none")):
         if label in worst.index:
             out[f"{key}_worst"] = f"{100 * worst[label]:.1f}%"

@@ -568,7 +568,7 @@ def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: 
 
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
 
-VERDICT_KEYS = ("images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
+VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
                 "ddsa_paper_white_pgd", "sentence")
 
 
@@ -766,10 +766,9 @@ def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
                   f"{pct(clean['No defense'])} (the paper's: {100 * paper.CLEAN_ACCURACY[dataset]:.2f}%), behind DDSA on "
                   f"{pct(clean['DDSA'])} and behind DDA on {pct(clean['DDA'])}.")
     cost = "" if clean is None else " " + _clean_cost(clean, rec["weaker"])
-    gray_images = int(rec["weaker"].images.iloc[0])
     return (f"{scale} On the first {v['images']} test images, at eps {cfg.eps:g}, DDSA keeps {v['ddsa_worst']} under "
             f"the adaptive battery (the lowest single attack: {v['ddsa_breaker']}), against {v['ddsa_gray_pgd']} under the "
-            f"paper's PGD crafted gray-box (on the first {gray_images:,}); DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
+            f"paper's PGD crafted gray-box (on the first {v['gray_images']}); DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
             f"undefended classifier {v['none_worst']}. {v['sentence']}{cost} "
             f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])} sanity checks pass.")
 

@@ -65,7 +65,7 @@ def test_recorded_worst_case_is_never_above_any_attack(recorded_adaptive):
 def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
     battery = pd.DataFrame({"defense": ["D"] * 4, "attack": ["pgd", "square", "apgd-t", "worst case"],
                             "accuracy": [0.0, 0.2, 0.0, 0.0], "images": [10] * 4})
-    weaker = pd.DataFrame({"defense": ["D"], "threat_model": ["gray-box"], "accuracy": [0.9]})
+    weaker = pd.DataFrame({"defense": ["D"], "threat_model": ["gray-box"], "accuracy": [0.9], "images": [20]})
     assert adaptive_reports.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
     tied = pd.DataFrame({"defense": ["DDSA"] * 6, "attack": ["pgd", "square", "apgd-t", "apgd-ce", "fab-t", "worst case"],
                          "accuracy": [0.0] * 6, "images": [10] * 6})  # five at the lowest: every one named, none as "2 more"
@@ -75,15 +75,16 @@ def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
 
 def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():
     battery = pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [0.0, 0.0], "images": [10] * 2})
-    weaker = pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [0.9]})
+    weaker = pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [0.9], "images": [20]})
     out = adaptive_reports.verdict(battery, weaker, "cifar10")
     assert out["magnet_worst"] == "not run on cifar10" and out["ddsa_worst"] == "0.0%"
     assert set(recorded.VERDICT_KEYS) <= set(out)  # the keys chapter 07 glues, on either dataset
+    assert (out["images"], out["gray_images"]) == ("10", "20")  # the battery's and the gray-box rows' own counts
 
 
 def test_the_verdict_sentence_follows_the_adaptive_and_gray_box_numbers():
     battery = lambda w: pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [w, w], "images": [10] * 2})
-    weaker = lambda g: pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [g]})
+    weaker = lambda g: pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [g], "images": [20]})
     sentence = lambda w, g: adaptive_reports.verdict(battery(w), weaker(g), "mnist")["sentence"]
     assert sentence(0.0, 0.9).startswith("DDSA buys robustness only against an attacker who does not know it is there")
     assert sentence(0.0, 0.16).startswith("DDSA buys little robustness here even against")  # gray-box near chance too
