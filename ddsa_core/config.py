@@ -18,6 +18,8 @@ from typing import Any, Callable
 PROFILES = ("quick", "paper", "smoke", "reduced")
 DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+CLF_LOSSES = ("logits", "keras_clipped")
+CLF_CHECKPOINTS = ("last", "best_val")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class Config:
     clf_lr: float = 0.01
     clf_batch_size: int = 256
     clf_epochs: int = 64
+    # How the classifier is trained where Table 3 is silent (chapter 2's protocol section): the loss
+    # ("logits": cross-entropy on the logits; "keras_clipped": Keras' categorical_crossentropy on the
+    # softmax, probabilities clipped to [1e-7, 1 - 1e-7]), the dropout rate of Table 2's dropout layers
+    # (0.75 is TF1's tf.nn.dropout(x, 0.25), whose argument is the keep probability), and which epoch's
+    # weights are kept ("last", or "best_val": Keras' ModelCheckpoint(save_best_only=True) on
+    # validation accuracy, the first epoch to reach the maximum).
+    clf_loss: str = "logits"
+    clf_dropout: float = 0.25
+    clf_checkpoint: str = "last"
     eps: float = 0.3
     eval_batch_size: int = 500
     attack_size: int | None = None  # test images attacked by FGSM, Rand+FGSM, MIM, PGD (None: test_size)
@@ -107,6 +118,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "clf_lr": (lambda v: _is_num(v) and 0 < v <= 10, "a number in (0, 10]"),
     "clf_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "clf_epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "clf_loss": (lambda v: v in CLF_LOSSES, f"one of {CLF_LOSSES}"),
+    "clf_dropout": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "clf_checkpoint": (lambda v: v in CLF_CHECKPOINTS, f"one of {CLF_CHECKPOINTS}"),
     "eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "attack_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),

@@ -23,20 +23,20 @@ def keras_init_(model: nn.Module) -> nn.Module:
     return model
 
 
-def mnist_classifier() -> nn.Sequential:
+def mnist_classifier(dropout: float = 0.25) -> nn.Sequential:
     """Table 2, left column: Conv32-ReLU-Pool-Dropout-Dense1024-ReLU-Dropout-Dense10."""
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(32 * 13 * 13, 1024), nn.ReLU(), nn.Dropout(0.25),
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(dropout),
+        nn.Flatten(), nn.Linear(32 * 13 * 13, 1024), nn.ReLU(), nn.Dropout(dropout),
         nn.Linear(1024, 10),
     )
 
 
-def cifar10_classifier() -> nn.Sequential:
+def cifar10_classifier(dropout: float = 0.25) -> nn.Sequential:
     """Table 2, right column: Conv96-Conv96-Pool-Dropout-Conv64-Conv64-Dense1024-Dense10."""
     return nn.Sequential(
         nn.Conv2d(3, 96, 3), nn.ReLU(), nn.Conv2d(96, 96, 3), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Dropout(0.25),
+        nn.MaxPool2d(2), nn.Dropout(dropout),
         nn.Conv2d(96, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(),
         nn.Flatten(), nn.Linear(64 * 10 * 10, 1024), nn.ReLU(),
         nn.Linear(1024, 10),
@@ -46,11 +46,11 @@ def cifar10_classifier() -> nn.Sequential:
 CLASSIFIERS = {"mnist": mnist_classifier, "cifar10": cifar10_classifier}
 
 
-def build_classifier(dataset: str) -> nn.Module:
-    """A freshly initialised Table 2 classifier for ``dataset``."""
+def build_classifier(dataset: str, dropout: float = 0.25) -> nn.Module:
+    """A freshly initialised Table 2 classifier for ``dataset``; ``dropout`` is the drop probability."""
     if dataset not in CLASSIFIERS:
         raise ValueError(f"dataset must be one of {tuple(CLASSIFIERS)}; got {dataset!r}")
-    return keras_init_(CLASSIFIERS[dataset]())
+    return keras_init_(CLASSIFIERS[dataset](dropout))
 
 
 class SparseReLU(nn.ReLU):

@@ -108,18 +108,52 @@ def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return nn.functional.cross_entropy(model(x), y)
 
 
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon(), the clip of categorical_crossentropy
+
+
+def keras_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Keras 2.2.4's ``categorical_crossentropy`` on a softmax output, as a batch mean.
+
+    ``keras/backend/tensorflow_backend.py`` renormalises the probabilities, clips them to
+    [eps, 1 - eps] and takes -log of the true class. ``tf.clip_by_value`` passes the gradient only
+    inside the bounds (as ``torch.clamp`` does), so an image whose softmax probability of the true
+    class rounds above 1 - eps in float32 contributes exactly zero gradient.
+    """
+    p = torch.softmax(logits, dim=1)
+    p = (p / p.sum(dim=1, keepdim=True)).clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
+    return -p.gather(1, y[:, None]).log().mean()
+
+
+CLASSIFIER_LOSSES: dict[str, LossFn] = {
+    "logits": cross_entropy,
+    "keras_clipped": lambda model, x, y: keras_cross_entropy(model(x), y),
+}
+
+
 def monitor_split(dataset: str) -> str:
     """The split watched during training: MNIST's validation split; CIFAR-10 has none, so its test set."""
     return "val" if "val" in data.SPLITS[dataset] else "test"
 
 
+# The recipe fields at these values are left out of the key, so the classifiers trained before the
+# fields existed keep their keys (and the committed records that name them stay valid).
+RECIPE_DEFAULTS = {"clf_loss": "logits", "clf_dropout": 0.25, "clf_checkpoint": "last"}
+
+
 def classifier_key(cfg: Config) -> str:
     """Hash of everything that determines the classifier's weights."""
+    recipe = {f: getattr(cfg, f) for f, default in RECIPE_DEFAULTS.items() if getattr(cfg, f) != default}
     return cache.content_key(
         kind="classifier", arch=f"table2-{cfg.dataset}", dataset=cfg.dataset, source=data.data_source(cfg.dataset),
         optimizer=cfg.clf_optimizer, lr=cfg.clf_lr, batch_size=cfg.clf_batch_size, epochs=cfg.clf_epochs,
-        train_size=cfg.train_size, seed=cfg.seed, code=TRAINING_CODE_VERSION,
+        train_size=cfg.train_size, seed=cfg.seed, code=TRAINING_CODE_VERSION, **recipe,
     )
+
+
+def best_epoch(history: list[dict[str, float]], metric: str) -> int:
+    """The epoch Keras' ``ModelCheckpoint(save_best_only=True)`` keeps: the first to reach the maximum of ``metric``."""
+    values = [row[metric] for row in history]
+    return history[values.index(max(values))]["epoch"]
 
 
 def load_or_train(kind: str, key: str, model: nn.Module, train: Callable[[nn.Module, Path], list[dict]],
@@ -142,19 +176,59 @@ def load_or_train(kind: str, key: str, model: nn.Module, train: Callable[[nn.Mod
 
 
 def classifier(cfg: Config) -> Trained:
-    """The Table 2 classifier of ``cfg``, trained as Table 3 says, or loaded from the cache."""
+    """The Table 2 classifier of ``cfg``, trained as Table 3 says, or loaded from the cache.
+
+    One training run serves both checkpoint rules: while it trains, the weights of the best
+    monitored epoch so far are kept beside its checkpoint (so they survive a resume) and cached
+    under the ``best_val`` key when it ends.
+    """
     device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    model = build_classifier(cfg.dataset).to(device)
+    last_cfg = cfg.replace(clf_checkpoint="last")
     watch = monitor_split(cfg.dataset)
+    metric = f"{watch}_acc"
+    best_key = classifier_key(last_cfg.replace(clf_checkpoint="best_val"))
+
+    def fresh() -> nn.Module:
+        torch.manual_seed(cfg.seed)
+        return build_classifier(cfg.dataset, cfg.clf_dropout).to(device)
 
     def train(model: nn.Module, checkpoint: Path) -> list[dict]:
         x, y = data.load(cfg.dataset, "train", cfg.train_size)
         xv, yv = data.load(cfg.dataset, watch, cfg.test_size)
         opt = make_optimizer(cfg.clf_optimizer, model.parameters(), cfg.clf_lr)
-        monitor = lambda m: {f"{watch}_acc": accuracy(m, xv, yv, cfg.eval_batch_size)}
-        return fit(model, (x, y), cross_entropy, opt, cfg.clf_epochs, cfg.clf_batch_size, cfg.seed,
-                   checkpoint, monitor, desc=f"classifier {cfg.dataset}")
+        best_path = checkpoint.with_suffix(".best.ckpt")
+        best = [-1.0]
+        if best_path.exists():
+            best[0] = torch.load(best_path, map_location="cpu", weights_only=True)["value"]
 
-    meta = {"config": cfg.to_dict(), "data_source": data.data_source(cfg.dataset), "monitor_split": watch}
-    return load_or_train("classifier", classifier_key(cfg), model, train, meta)
+        def monitor(m: nn.Module) -> dict[str, float]:
+            value = accuracy(m, xv, yv, cfg.eval_batch_size)
+            if value > best[0]:  # strictly better, as Keras' save_best_only: ties keep the earlier epoch
+                best[0] = value
+                state = {"model": {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}, "value": value}
+                cache.atomic_write(best_path, lambda tmp: torch.save(state, tmp))
+            return {metric: value}
+
+        history = fit(model, (x, y), CLASSIFIER_LOSSES[cfg.clf_loss], opt, cfg.clf_epochs, cfg.clf_batch_size,
+                      cfg.seed, checkpoint, monitor, desc=f"classifier {cfg.dataset}")
+        kept = torch.load(best_path, map_location="cpu", weights_only=True)
+        cache.save(cache.artifact_path("classifier", best_key), kept["model"],
+                   {**meta, "config": last_cfg.replace(clf_checkpoint="best_val").to_dict(), "history": history,
+                    "kept_epoch": best_epoch(history, metric), "train_wall_s": sum(h["epoch_s"] for h in history)})
+        best_path.unlink(missing_ok=True)
+        return history
+
+    meta = {"config": last_cfg.to_dict(), "data_source": data.data_source(cfg.dataset), "monitor_split": watch}
+    last = load_or_train("classifier", classifier_key(last_cfg), fresh(), train, meta)
+    if cfg.clf_checkpoint == "last":
+        return last
+    hit = cache.load(cache.artifact_path("classifier", best_key))
+    if hit is None:  # the last epoch was cached before best-epoch weights were kept: train the run again
+        rerun = cache.artifact_path("classifier", best_key).with_suffix(".rerun.ckpt")
+        train(fresh(), rerun)
+        rerun.unlink(missing_ok=True)
+        hit = cache.load(cache.artifact_path("classifier", best_key))
+    tensors, stored = hit
+    model = fresh()
+    model.load_state_dict(tensors)
+    return Trained(model.eval(), stored["history"], best_key, stored["train_wall_s"], last.cached, stored)

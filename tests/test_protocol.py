@@ -1,0 +1,110 @@
+"""The classifier recipes of the paper's code lineage: Keras' loss, the dropout reading, the checkpoint rule."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ddsa_core import protocol, training
+from ddsa_core.config import make_config
+from ddsa_core.models import build_classifier
+
+
+def test_keras_loss_matches_keras_forward_value():
+    # Keras 2.2.4: output /= sum(output); clip to [1e-7, 1 - 1e-7]; -sum(target * log(output)), batch mean
+    logits = torch.tensor([[2.0, 1.0, 0.1], [0.0, 30.0, 0.0], [-40.0, 0.0, 0.0]])
+    y = torch.tensor([0, 1, 0])
+    p = torch.softmax(logits, 1).numpy().astype("float64")
+    p = (p / p.sum(1, keepdims=True)).clip(1e-7, 1 - 1e-7)
+    expected = -sum(math.log(p[i, y[i]]) for i in range(3)) / 3
+    assert training.keras_cross_entropy(logits, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_keras_loss_gradient_is_zero_for_confident_images_and_softmax_ce_otherwise():
+    logits = torch.tensor([[2.0, 1.0, 0.1], [0.0, 30.0, 0.0]], requires_grad=True)
+    y = torch.tensor([0, 1])
+    grad, = torch.autograd.grad(training.keras_cross_entropy(logits, y), logits)
+    assert torch.all(grad[1] == 0)  # p_y rounds to 1 > 1 - 1e-7: clipped, no gradient
+    ref = logits.detach()[:1].clone().requires_grad_(True)
+    ref_grad, = torch.autograd.grad(F.cross_entropy(ref, y[:1]) / 2, ref)  # batch mean over two images
+    assert torch.allclose(grad[0], ref_grad[0], atol=1e-6)
+    # the logits loss keeps a (tiny) gradient on the confident image, which Adam's scaling amplifies
+    g2, = torch.autograd.grad(F.cross_entropy(logits, y), logits)
+    assert g2[1].abs().max() > 0
+
+
+def test_keras_loss_clips_a_misclassified_image_at_minus_log_eps():
+    logits, y = torch.tensor([[0.0, 200.0]]), torch.tensor([0])
+    assert training.keras_cross_entropy(logits, y).item() == pytest.approx(-math.log(1e-7), rel=1e-5)
+
+
+def test_dropout_is_the_drop_probability():
+    model = build_classifier("mnist", dropout=0.75).train()
+    torch.manual_seed(0)
+    kept = (model[3](torch.ones(1, 10_000)) != 0).float().mean().item()
+    assert kept == pytest.approx(0.25, abs=0.02)
+
+
+def test_best_epoch_is_the_first_to_reach_the_maximum():
+    history = [{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.9}, {"epoch": 3, "val_acc": 0.9},
+               {"epoch": 4, "val_acc": 0.8}]
+    assert training.best_epoch(history, "val_acc") == 2
+
+
+def test_default_recipe_keeps_the_recorded_classifier_key():
+    doc = json.loads((protocol.results.results_root() / "paper/mnist/classifier.json").read_text())
+    assert training.classifier_key(make_config("paper", "mnist")) == doc["results"]["weights_key"]
+    keys = {training.classifier_key(make_config("paper", "mnist", **f)) for f in protocol.VARIANTS.values()}
+    assert len(keys) == len(protocol.VARIANTS)
+
+
+@pytest.mark.parametrize("field,value", [("clf_loss", "mse"), ("clf_dropout", 1.0), ("clf_checkpoint", "best")])
+def test_bad_recipe_fields_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        make_config("paper", "mnist", **{field: value})
+
+
+def test_unknown_variant_is_rejected_before_training():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        protocol.classifier_variants_run(make_config("smoke", "mnist"), names=("no such variant",))
+
+
+def test_one_run_gives_last_and_best_epoch_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("smoke", "mnist", device="cpu", train_size=256, clf_epochs=3, test_size=100)
+    last = training.classifier(cfg)
+    best = training.classifier(cfg.replace(clf_checkpoint="best_val"))
+    assert best.cached and best.key != last.key  # no second training run
+    kept = best.meta["kept_epoch"]
+    assert kept == training.best_epoch(last.history, "val_acc")
+    from ddsa_core import data
+    from ddsa_core.evaluation import accuracy
+    xv, yv = data.load("mnist", "val", 100)
+    assert accuracy(best.model, xv, yv) == pytest.approx(last.history[kept - 1]["val_acc"])
+    assert not list(tmp_path.rglob("*.ckpt"))  # checkpoints and the kept epoch's file are gone
+
+
+def test_variant_row_measures_the_paper_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("smoke", "mnist", device="cpu", train_size=256, clf_epochs=1, test_size=40, attack_size=40,
+                      cw_size=4, cw_max_iter=5)
+    row = protocol.variant_row(cfg, "Keras loss")
+    assert set(row["no_defense"]) == {"fgsm", "rfgsm", "cw", "mim", "pgd"}
+    assert set(row["predicted_labels"]) == set(protocol.PREDICTED_LABEL_ATTACKS)
+    assert row["cw_images"] == 4 and len(row["margin_percentiles"]) == 101
+    assert row["paper_distance"] == pytest.approx(protocol.paper_distance(row["test_accuracy"], row["no_defense"], "mnist"))
+
+
+def test_tables_read_a_record():
+    row = {"variant": "best epoch", "kept_epoch": 35, "test_accuracy": 0.99, "median_top2_margin": 50.0,
+           "zero_grad_images": 0.1, "paper_distance": 0.2, "margin_percentiles": list(range(101)),
+           "no_defense": {"fgsm": 0.5, "rfgsm": 0.4, "cw": 0.0, "mim": 0.3, "pgd": 0.02},
+           "predicted_labels": {"fgsm": 0.45, "rfgsm": 0.41}}
+    doc = {"results": {"rows": [row], "paper": {"test_accuracy": 0.9896, "no_defense": protocol.paper.GRAY_BOX["mnist"]["no_defense"]}}}
+    versus = protocol.versus_paper(doc, ("best epoch",))
+    assert versus.loc["FGSM", ("best epoch", "Δ")] == pytest.approx(0.5 - 0.249)
+    assert versus.loc["clean", ("paper", "")] == pytest.approx(0.9896)
+    assert protocol.variants_frame(doc).loc["best epoch", "epoch kept"] == 35
+    assert protocol.predicted_labels_frame(doc).loc[("best epoch", "FGSM"), "predicted labels"] == 0.45
+    assert protocol.paper_distance(0.9896, protocol.paper.GRAY_BOX["mnist"]["no_defense"], "mnist") == 0
