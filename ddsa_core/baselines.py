@@ -152,12 +152,28 @@ def magnet(cfg: Config, clf: nn.Module) -> tuple[MagNet, dict[str, Trained]]:
 
 
 def fgsm_training_loss(dataset: str, eps: float, ratio: float):
-    """Goodfellow et al.'s objective: ``(1 - ratio)·CE(x) + ratio·CE(FGSM(x))``, FGSM on the current weights."""
+    """Goodfellow et al.'s objective: ``(1 - ratio)·CE(x) + ratio·CE(FGSM(x))``, FGSM on the current weights.
+
+    FGSM is crafted against the model's own predicted labels, as CleverHans does when it is given no
+    labels: crafting with the true labels lets them leak into the examples (Kurakin et al., 2017),
+    and the trained model then looks stronger against FGSM than it is.
+    """
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x_adv = attacks.build("fgsm", model, dataset, eps=eps)(x, y)  # eval mode for crafting, train mode restored
+        guess = predicted_labels(model, x)
+        x_adv = attacks.build("fgsm", model, dataset, eps=eps)(x, guess)  # eval mode for crafting, train mode restored
         ce = nn.functional.cross_entropy
         return (1 - ratio) * ce(model(x), y) + ratio * ce(model(x_adv), y)
     return loss
+
+
+def predicted_labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's top-1 labels for ``x`` in eval mode (no dropout), its mode restored."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        guess = model(x).argmax(1)
+    model.train(was_training)
+    return guess
 
 
 def adversarial_training(cfg: Config) -> Trained:
@@ -167,7 +183,7 @@ def adversarial_training(cfg: Config) -> Trained:
     model = build_classifier(cfg.dataset).to(device)
     watch = monitor_split(cfg.dataset)
     key = cache.content_key(kind="adversarial_training", base=classifier_key(cfg.replace(clf_epochs=cfg.adv_epochs)),
-                            attack="fgsm", eps=cfg.eps, ratio=cfg.adv_ratio)
+                            attack="fgsm", eps=cfg.eps, ratio=cfg.adv_ratio, labels="predicted")
 
     def train(model: nn.Module, checkpoint: Path) -> list[dict]:
         x, y = data.load(cfg.dataset, "train", cfg.train_size)
@@ -184,5 +200,5 @@ def adversarial_training(cfg: Config) -> Trained:
                    cfg.clf_batch_size, cfg.seed, checkpoint, monitor, desc=f"adversarial training {cfg.dataset}")
 
     meta = {"config": cfg.to_dict(), "data_source": data.data_source(cfg.dataset), "monitor_split": watch,
-            "eps": cfg.eps, "ratio": cfg.adv_ratio}
+            "eps": cfg.eps, "ratio": cfg.adv_ratio, "labels": "predicted"}
     return load_or_train("adversarial_training", key, model, train, meta)

@@ -102,7 +102,7 @@ def test_fgsm_training_loss_mixes_clean_and_fgsm_cross_entropy(mnist_classifier,
         assert model.training  # crafting ran in eval mode and gave training mode back
         model.eval()  # no dropout, so the values below are comparable
         ce = nn.functional.cross_entropy
-        x_adv = attacks.build("fgsm", model, "mnist", eps=0.3)(x, y)
+        x_adv = attacks.build("fgsm", model, "mnist", eps=0.3)(x, model(x).argmax(1))  # predicted labels
         only_clean = baselines.fgsm_training_loss("mnist", 0.3, 0.0)(model, x, y)
         mixed = baselines.fgsm_training_loss("mnist", 0.3, 0.5)(model, x, y)
         assert only_clean.item() == pytest.approx(ce(model(x), y).item(), rel=1e-6)
@@ -110,6 +110,18 @@ def test_fgsm_training_loss_mixes_clean_and_fgsm_cross_entropy(mnist_classifier,
         assert mixed.item() > only_clean.item()
     finally:
         model.eval()
+
+
+def test_fgsm_training_crafts_with_predicted_labels_not_the_true_ones(mnist_classifier, mnist_test_batch):
+    x, _ = mnist_test_batch
+    model = mnist_classifier.eval()
+    ce = nn.functional.cross_entropy
+    fgsm = attacks.build("fgsm", model, "mnist", eps=0.3)
+    guess = model(x).argmax(1)
+    y = (guess + 1) % 10  # labels the model never predicts, so crafting with them would differ
+    loss = baselines.fgsm_training_loss("mnist", 0.3, 1.0)(model, x, y).item()
+    assert loss == pytest.approx(ce(model(fgsm(x, guess)), y).item(), rel=1e-5)
+    assert loss != pytest.approx(ce(model(fgsm(x, y)), y).item(), rel=1e-3)
 
 
 def test_adversarial_training_beats_the_plain_classifier_under_fgsm(mnist_classifier):
