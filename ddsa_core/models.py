@@ -189,3 +189,19 @@ def substitute_mlp(dataset: str) -> nn.Sequential:
     c, h, w = INPUT_SHAPES[dataset]
     return keras_init_(nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 200), nn.ReLU(), nn.Linear(200, 200), nn.ReLU(),
                                      nn.Linear(200, 10)))
+
+
+def substitute_model_b(dataset: str) -> nn.Sequential:
+    """Defense-GAN's convolutional substitute B (``utils/network_builder.py``, ``model_b``):
+    Dropout-Conv64 8×8/2 (same)-Conv128 6×6/2-Conv128 5×5-Dropout-Dense10, ReLU between.
+
+    Its ``Dropout(0.2)`` and ``Dropout(0.5)`` call TF1's ``tf.nn.dropout(x, keep_prob)``, so they keep
+    20% and 50% of the units: drop probabilities 0.8 and 0.5 here. TF's 'SAME' padding of the first
+    convolution pads 3 pixels on every side of a 28×28 image.
+    """
+    if dataset != "mnist":
+        raise ValueError(f"dataset must be 'mnist' for Defense-GAN's model B; got {dataset!r}")
+    return keras_init_(nn.Sequential(
+        nn.Dropout(0.8), nn.Conv2d(1, 64, 8, stride=2, padding=3), nn.ReLU(),
+        nn.Conv2d(64, 128, 6, stride=2), nn.ReLU(), nn.Conv2d(128, 128, 5), nn.ReLU(),
+        nn.Dropout(0.5), nn.Flatten(), nn.Linear(128, 10)))

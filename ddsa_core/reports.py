@@ -559,7 +559,8 @@ def threat_model_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dic
     gray = threat_models.gray_box(cfg, clf, {label: s for label, (s, _) in systems.items()}, names)
     white = threat_models.white_box(cfg, systems, names)
     black = threat_models.black_box(cfg, systems, names)
-    out = {"black_box": black, "gray_box": gray, "white_box": white,
+    shared = threat_models.black_box_shared(cfg, systems, names)
+    out = {"black_box": black, "black_box_shared": shared, "gray_box": gray, "white_box": white,
            "keys": {label: key for label, (_, key) in systems.items()}}
     wall = {"this_run": time.perf_counter() - t0, **{f"craft_white_{r['defense']}_{r['attack']}": r["craft_s"] for r in white}}
     results.record("threat_models", cfg, out, wall, resolve_device(cfg.device))
@@ -594,12 +595,20 @@ def pgd_iterations_glue(rows: pd.DataFrame, prefix: str = "") -> dict[str, str]:
             f"{prefix}fig6_images": str(int(rows.images.iloc[0])), f"{prefix}fig6_iterations": f"{int(rows.nb_iter.max()):,}"}
 
 
+def paper_score(frame: pd.DataFrame) -> pd.Series:
+    """The figure the paper's tables give: the classifier's accuracy on what the defense passes on,
+    detection ignored. Defense-GAN's evaluation, whose MagNet the paper follows ([30]), scores it so
+    (``utils/gan_defense.py``, ``model_eval_gan``): MagNet's column is its reformer alone. For a
+    system without detectors this is its accuracy."""
+    return frame["classified"].fillna(frame["accuracy"]) if "classified" in frame else frame["accuracy"]
+
+
 def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """A results table: for each defense, the paper's accuracy, ours and the difference, per attack."""
-    frame = pd.DataFrame(rows)
+    """A results table: for each defense, the paper's accuracy, ours (:func:`paper_score`) and the difference, per attack."""
+    frame = pd.DataFrame(rows).assign(score=lambda f: paper_score(f))
     parts = []
     for label in frame.defense.unique():
-        ours = frame[frame.defense == label].set_index("attack")["accuracy"].to_dict()
+        ours = frame[frame.defense == label].set_index("attack")["score"].to_dict()
         key = DEFENSE_KEYS[label]
         parts.append(versus_paper(ours, theirs[key], label) if key in theirs else
                      pd.DataFrame({(label, "ours"): pd.Series(ours)}))
@@ -611,8 +620,37 @@ def _accuracy_by(rows: list[dict] | dict, key_map: bool = False) -> pd.DataFrame
     if isinstance(rows, dict):
         return pd.DataFrame(rows)
     frame = pd.DataFrame(rows)
-    frame["defense"] = frame.defense.map(DEFENSE_KEYS)
-    return frame.pivot(index="attack", columns="defense", values="accuracy")
+    frame["defense"], frame["score"] = frame.defense.map(DEFENSE_KEYS), paper_score(frame)
+    return frame.pivot(index="attack", columns="defense", values="score")
+
+
+def by_substitute(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows of :func:`ddsa_core.threat_models.black_box_shared`, grouped by substitute architecture."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["substitute"], []).append(r)
+    return out
+
+
+def agreement_table(run: dict) -> pd.DataFrame:
+    """How often each black-box substitute agrees with each defended system on the clean attacked images:
+    one substitute per system (``black_box``), and each shared substitute of the undefended classifier."""
+    own = pd.DataFrame(run["black_box"]).groupby("defense", sort=False)["substitute_agreement"].first()
+    parts = {"substitute per system": own}
+    for arch, rows in by_substitute(run.get("black_box_shared", [])).items():
+        parts[f"shared: {arch}"] = pd.DataFrame(rows).groupby("defense", sort=False)["substitute_agreement"].first()
+    return pd.DataFrame(parts)
+
+
+def magnet_scores(rows: list[dict]) -> pd.DataFrame:
+    """MagNet per attack, scored both ways: its reformer alone (the paper's column), the share of
+    inputs its detectors reject, and MagNet's own score (rejected or correctly classified)."""
+    frame = pd.DataFrame(rows)
+    if "MagNet" not in set(frame.get("defense", ())):
+        return pd.DataFrame(columns=["reformer only (paper's scoring)", "detected", "MagNet's own score"])
+    frame = frame[frame.defense == "MagNet"].set_index("attack")
+    return pd.DataFrame({"reformer only (paper's scoring)": frame["classified"], "detected": frame["detected"],
+                         "MagNet's own score": frame["accuracy"]})
 
 
 # claim -> (threat model, how to measure it as one number on an attack × defense accuracy frame,

@@ -65,3 +65,39 @@ def test_black_box_trains_a_substitute_from_the_holdout_and_attacks_the_rest(tmp
     x, y = data.load("mnist", "test", 250)
     x_adv = attacks.build("fgsm", sub.model, "mnist", eps=cfg.eps)(x[150:], y[150:])  # crafted on the substitute
     assert row["accuracy"] == accuracy(clf.model, x_adv, y[150:])  # ... and evaluated on the target
+
+
+def test_shared_substitute_keeps_true_seed_labels_and_sends_one_attack_to_every_system(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("quick", "mnist", device="cpu", train_size=1000, test_size=300, attack_size=100, clf_epochs=1,
+                      bb_rounds=2, bb_epochs=3)
+    clf = classifier(cfg)
+    blurred = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), clf.model)
+    systems = {"No defense": (clf.model, clf.key), "blur": (blurred, f"blur+{clf.key}")}
+    rows = threat_models.black_box_shared(cfg, systems, ("fgsm",))
+    assert {(r["substitute"], r["defense"]) for r in rows} == {(a, d) for a in threat_models.SHARED_SUBSTITUTES for d in systems}
+    assert all(r["substitute_points"] == 300 and r["images"] == 100 for r in rows)
+    sub = threat_models.shared_substitute(cfg, clf.model, clf.key, "MLP (model E)")
+    assert sub.cached and sub.key != threat_models.substitute(cfg, clf.model, clf.key).key
+    x, y = data.load("mnist", "test", 250)
+    x, y = x[150:], y[150:]
+    guess = sub.model(x).argmax(1)  # the substitute's labels, not the true ones
+    x_adv = attacks.build("fgsm", sub.model, "mnist", eps=cfg.eps)(x, guess)
+    by = {r["defense"]: r for r in rows if r["substitute"] == "MLP (model E)"}
+    assert by["No defense"]["accuracy"] == accuracy(clf.model, x_adv, y)
+    assert by["blur"]["accuracy"] == accuracy(blurred, x_adv, y)  # the same examples go to every system
+
+
+def test_unclipped_augmentation_may_leave_the_image_range():
+    sub = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    x, labels = torch.ones(2, 1, 28, 28), torch.tensor([0, 1])
+    assert threat_models.jacobian_augmentation(sub, x, labels, 0.5, clip=False).max() > 1.0
+
+
+def test_model_b_keeps_a_fifth_of_its_inputs_in_training():
+    from ddsa_core.models import substitute_model_b
+    model = substitute_model_b("mnist")
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    torch.manual_seed(0)
+    kept = (model.train()[0](torch.ones(1, 10_000)) != 0).float().mean().item()
+    assert abs(kept - 0.2) < 0.02
