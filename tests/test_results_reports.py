@@ -278,3 +278,33 @@ def test_settings_glue_states_each_profiles_sizes_as_configured():
     assert glue["quick_mnist_test_size_of"] == f"the first {make_config('quick', 'mnist').test_size:,}"
     slices = ("train_size", "test_size", "attack_size", "cw_size", "ae_train_size")
     assert len(glue) == 2 * 2 * (len(reports.SETTING_FIELDS) + len(slices))
+
+
+def _magnet_rows():
+    return [{"defense": "MagNet", "attack": "fgsm", "accuracy": 1.0, "detected": 0.9, "classified": 0.2},
+            {"defense": "DDSA", "attack": "fgsm", "accuracy": 0.8, "detected": None, "classified": None}]
+
+
+def test_paper_scoring_takes_magnets_reformer_alone_and_other_systems_accuracy():
+    frame = pd.DataFrame(_magnet_rows())
+    assert reports.paper_score(frame).tolist() == [0.2, 0.8]
+    table = reports.versus_paper_table(_magnet_rows(), {"magnet": {"fgsm": 0.094}, "ddsa": {"fgsm": 0.614}})
+    assert table.loc["fgsm", ("MagNet", "ours")] == 0.2 and table.loc["fgsm", ("DDSA", "ours")] == 0.8
+
+
+def test_magnet_scores_show_both_ways_and_are_empty_without_magnet():
+    scores = reports.magnet_scores(_magnet_rows())
+    assert scores.loc["fgsm"].tolist() == [0.2, 0.9, 1.0]
+    assert reports.magnet_scores(_magnet_rows()[1:]).empty
+
+
+def test_agreement_table_has_one_column_per_protocol_and_substitute():
+    own = [{"defense": d, "attack": a, "substitute_agreement": v} for d, v in (("No defense", 0.8), ("DDSA", 0.7))
+           for a in ("fgsm", "pgd")]
+    shared = [{"substitute": s, "defense": d, "attack": "fgsm", "substitute_agreement": v}
+              for s, d, v in (("MLP (model E)", "No defense", 0.78), ("MLP (model E)", "DDSA", 0.75),
+                              ("conv (model B)", "No defense", 0.9), ("conv (model B)", "DDSA", 0.85))]
+    table = reports.agreement_table({"black_box": own, "black_box_shared": shared})
+    assert list(table.columns) == ["substitute per system", "shared: MLP (model E)", "shared: conv (model B)"]
+    assert table.loc["DDSA"].tolist() == [0.7, 0.75, 0.85]
+    assert list(reports.agreement_table({"black_box": own}).columns) == ["substitute per system"]  # a record before the shared protocol
