@@ -63,9 +63,10 @@ def variant_row(cfg: Config, name: str) -> dict:
     logits = predict_logits(trained.model, x, cfg.eval_batch_size)
     stats = diagnostics.saturation(trained.model, x, y, cfg.eval_batch_size)
     margin = diagnostics.true_margin(logits, y).double()
+    cw_images = min(CW_IMAGES, attack_slice(cfg, "cw") or len(y))
     no_defense, predicted = {}, {}
     for attack in paper.ATTACKS:
-        n = min(CW_IMAGES, attack_slice(cfg, attack) or len(y)) if attack == "cw" else attack_slice(cfg, attack)
+        n = cw_images if attack == "cw" else attack_slice(cfg, attack)
         xa, ya = data.load(cfg.dataset, "test", n)
         built = attacks.build(attack, trained.model, cfg.dataset, **attack_overrides(cfg, attack))
         adv = craft(built, xa, ya, trained.key, f"{cfg.dataset}/test/first-{len(ya)}", cfg.seed, cfg.eval_batch_size)
@@ -80,7 +81,7 @@ def variant_row(cfg: Config, name: str) -> dict:
     return {
         "variant": name, "fields": VARIANTS[name], "weights_key": trained.key,
         "kept_epoch": trained.meta.get("kept_epoch", len(history)), "epochs": len(history),
-        "test_accuracy": clean, "test_size": len(y), "cw_images": min(CW_IMAGES, attack_slice(cfg, "cw") or len(y)),
+        "test_accuracy": clean, "test_size": len(y), "cw_images": cw_images,
         "no_defense": no_defense, "predicted_labels": predicted,
         "median_top2_margin": stats["median_top2_margin"], "zero_grad_images": stats["zero_grad_images_float32"],
         "margin_percentiles": torch.quantile(margin, torch.linspace(0, 1, 101, dtype=torch.float64)).tolist(),
