@@ -86,6 +86,23 @@ def describe(doc: dict) -> str:
     return f"{prov['device']}, commit {prov['commit'][:7]}, {prov['date'][:10]}, {wall_total(doc) / 60:.1f} min"
 
 
+def provenance_table(docs: list[dict]) -> "pd.DataFrame":
+    """One row per recorded document: where, when and by which commit it ran, its wall time, and every
+    config field in which it deviates from its profile's defaults (``field=value``, or blank)."""
+    import pandas as pd
+
+    from .config import make_config
+
+    rows = []
+    for doc in docs:
+        default = make_config(doc["profile"], doc["dataset"], seed=doc["seed"]).to_dict()
+        deviations = [f"{k}={v}" for k, v in doc["config"].items() if k != "device" and default.get(k) != v]
+        rows.append({"record": f"{doc['profile']}/{doc['dataset']}/{doc['name']}", "device": doc["provenance"]["device"],
+                     "commit": doc["provenance"]["commit"][:7], "date": doc["provenance"]["date"][:10],
+                     "wall time (min)": round(wall_total(doc) / 60, 1), "deviations": ", ".join(deviations)})
+    return pd.DataFrame(rows).set_index("record")
+
+
 def describe_training(doc: dict, commit: bool = False) -> str:
     """The device (and commit) of a recorded run and the minutes its ``wall_s["train"]`` training took."""
     prov = doc["provenance"]

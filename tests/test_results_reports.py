@@ -18,6 +18,17 @@ def test_record_carries_provenance_and_is_loadable(tmp_path, monkeypatch):
     assert results.load("paper", "mnist", "demo") is None
 
 
+
+def test_provenance_table_lists_each_record_and_only_its_deviations(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    plain = results.record("a", make_config("paper", "mnist"), {}, {"this_run": 120.0}, torch.device("cpu"))
+    changed = results.record("b", make_config("paper", "mnist", cw_size=100), {}, {"this_run": 30.0}, torch.device("cpu"))
+    table = results.provenance_table([plain, changed])
+    assert list(table.index) == ["paper/mnist/a", "paper/mnist/b"]
+    assert table["wall time (min)"].tolist() == [2.0, 0.5]
+    assert table["deviations"].tolist() == ["", "cw_size=100"]
+    assert table["commit"].str.len().eq(7).all()
+
 def test_clean_accuracy_glue_covers_every_dataset_even_those_not_run():
     glue = reports.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
     assert glue == {"acc_mnist": "not run in this build", "acc_cifar10": "80.00 %"}
