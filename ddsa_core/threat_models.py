@@ -100,6 +100,30 @@ def jacobian_augmentation(substitute: nn.Module, x: torch.Tensor, labels: torch.
     return (new.clamp(0, 1) if clip else new).detach()
 
 
+def _augmented(substitute: nn.Module, x: torch.Tensor, labels: torch.Tensor, lam: float, cfg: Config,
+               clip: bool = True) -> torch.Tensor:
+    """:func:`jacobian_augmentation` of every point of ``x``, batch by batch on the config's device."""
+    device = resolve_device(cfg.device)
+    return torch.cat([jacobian_augmentation(substitute, xb.to(device), yb.to(device), lam, clip=clip).cpu()
+                      for xb, yb in zip(x.split(cfg.eval_batch_size), labels.split(cfg.eval_batch_size))])
+
+
+def _transfer_slice(cfg: Config, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images a transferred attack ``name`` is scored on: the test images after the first ``bb_holdout``."""
+    n = attack_slice(cfg, name)
+    x, y = data.load(cfg.dataset, "test", None if n is None else cfg.bb_holdout + n)
+    return x[cfg.bb_holdout:], y[cfg.bb_holdout:]
+
+
+def _transfer_row(cfg: Config, system: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, agreement: float,
+                  sub: Trained) -> dict:
+    """How ``system`` fares on the transferred ``x_adv``, with how well the substitute stood in for it."""
+    attacked = defended_accuracy(system, x_adv, y, adversarial=True, batch_size=cfg.eval_batch_size)
+    return {"images": len(y), "accuracy": attacked["accuracy"], "detected": attacked["detected"],
+            "classified": attacked["classified"], "substitute_agreement": agreement,
+            "substitute_points": sub.history[-1]["training_points"]}
+
+
 def substitute(cfg: Config, target: nn.Module, target_key: str) -> Trained:
     """The black-box attacker's substitute for ``target``, trained on the target's labels (or loaded).
 
@@ -125,9 +149,7 @@ def substitute(cfg: Config, target: nn.Module, target_key: str) -> Trained:
             history.append({"epoch": r + 1, "training_points": len(x), "train_agreement": agree})
             if r < cfg.bb_rounds - 1:
                 lam = cfg.bb_lambda * (1 if r >= 3 else -1)
-                new = torch.cat([jacobian_augmentation(model, xb.to(device), yb.to(device), lam).cpu()
-                                 for xb, yb in zip(x.split(cfg.eval_batch_size), labels.split(cfg.eval_batch_size))])
-                x = torch.cat([x, new])
+                x = torch.cat([x, _augmented(model, x, labels, lam, cfg)])
         return history
 
     meta = {"config": cfg.to_dict(), "target_key": target_key}
@@ -145,19 +167,14 @@ def black_box(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tup
     for label, (system, key) in systems.items():
         sub = substitute(cfg, system, key)
         for name in names:
-            n = attack_slice(cfg, name)
-            x, y = data.load(cfg.dataset, "test", None if n is None else cfg.bb_holdout + n)
-            x, y = x[cfg.bb_holdout:], y[cfg.bb_holdout:]
+            x, y = _transfer_slice(cfg, name)
             params = {**attack_overrides(cfg, name), **overrides}
             attack = attacks.build(name, sub.model, cfg.dataset, **params)
             adv = craft(attack, x, y, sub.key, f"{cfg.dataset}/test/{cfg.bb_holdout}+{len(y)}", cfg.seed, cfg.eval_batch_size)
-            attacked = defended_accuracy(system, adv.x_adv, y, adversarial=True, batch_size=cfg.eval_batch_size)
             agreement = (predict_logits(sub.model, x, cfg.eval_batch_size).argmax(1)
                          == predict_logits(system, x, cfg.eval_batch_size).argmax(1)).float().mean().item()
-            rows.append({"attack": name, "defense": label, "images": len(y), **overrides,
-                         "accuracy": attacked["accuracy"], "detected": attacked["detected"],
-                         "classified": attacked["classified"], "substitute_agreement": agreement,
-                         "substitute_points": sub.history[-1]["training_points"]})
+            rows.append({"attack": name, "defense": label, **overrides,
+                         **_transfer_row(cfg, system, adv.x_adv, y, agreement, sub)})
     return rows
 
 
@@ -195,9 +212,7 @@ def shared_substitute(cfg: Config, target: nn.Module, target_key: str, arch: str
             history.append({"epoch": r + 1, "training_points": len(x), "train_agreement": agree})
             if r < cfg.bb_rounds - 1:
                 model.eval()
-                new = torch.cat([jacobian_augmentation(probs(model), xb.to(device), yb.to(device), cfg.bb_lambda,
-                                                       clip=False).cpu()
-                                 for xb, yb in zip(x.split(cfg.eval_batch_size), labels.split(cfg.eval_batch_size))])
+                new = _augmented(probs(model), x, labels, cfg.bb_lambda, cfg, clip=False)
                 x, labels = torch.cat([x, new]), torch.cat([labels, predict_logits(target, new, cfg.eval_batch_size).argmax(1)])
         return history
 
@@ -221,18 +236,13 @@ def black_box_shared(cfg: Config, systems: dict[str, tuple[nn.Module, str]], nam
     for arch in archs:
         sub = shared_substitute(cfg, target, target_key, arch)
         for name in names:
-            n = attack_slice(cfg, name)
-            x, y = data.load(cfg.dataset, "test", None if n is None else cfg.bb_holdout + n)
-            x, y = x[cfg.bb_holdout:], y[cfg.bb_holdout:]
+            x, y = _transfer_slice(cfg, name)
             guess = predict_logits(sub.model, x, cfg.eval_batch_size).argmax(1)
             attack = attacks.build(name, sub.model, cfg.dataset, **attack_overrides(cfg, name))
             adv = craft(attack, x, guess, sub.key, f"{cfg.dataset}/test/{cfg.bb_holdout}+{len(y)}/predicted-labels",
                         cfg.seed, cfg.eval_batch_size)
             for label, (system, _) in systems.items():
-                attacked = defended_accuracy(system, adv.x_adv, y, adversarial=True, batch_size=cfg.eval_batch_size)
                 agreement = (guess == predict_logits(system, x, cfg.eval_batch_size).argmax(1)).float().mean().item()
-                rows.append({"substitute": arch, "attack": name, "defense": label, "images": len(y),
-                             "accuracy": attacked["accuracy"], "detected": attacked["detected"],
-                             "classified": attacked["classified"], "substitute_agreement": agreement,
-                             "substitute_points": sub.history[-1]["training_points"]})
+                rows.append({"substitute": arch, "attack": name, "defense": label,
+                             **_transfer_row(cfg, system, adv.x_adv, y, agreement, sub)})
     return rows
