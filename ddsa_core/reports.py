@@ -632,6 +632,12 @@ def by_substitute(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+
+def shared_substitute_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """:func:`versus_paper_table` of each shared substitute's rows, stacked under the substitute's name."""
+    tables = {arch: versus_paper_table(group, theirs) for arch, group in by_substitute(rows).items()}
+    return pd.concat(tables, names=["substitute", "attack"]) if tables else pd.DataFrame()
+
 def agreement_table(run: dict) -> pd.DataFrame:
     """How often each black-box substitute agrees with each defended system on the clean attacked images:
     one substitute per system (``black_box``), and each shared substitute of the undefended classifier."""

@@ -319,3 +319,11 @@ def test_agreement_table_has_one_column_per_protocol_and_substitute():
     assert list(table.columns) == ["substitute per system", "shared: MLP (model E)", "shared: conv (model B)"]
     assert table.loc["DDSA"].tolist() == [0.7, 0.75, 0.85]
     assert list(reports.agreement_table({"black_box": own}).columns) == ["substitute per system"]  # a record before the shared protocol
+
+
+def test_shared_substitute_table_stacks_one_paper_table_per_substitute():
+    rows = [{"substitute": s, **r} for s in ("MLP (model E)", "conv (model B)") for r in _magnet_rows()]
+    table = reports.shared_substitute_table(rows, {"ddsa": {"fgsm": 0.614}})
+    assert list(table.index) == [("MLP (model E)", "fgsm"), ("conv (model B)", "fgsm")]
+    assert table.loc[("conv (model B)", "fgsm"), ("DDSA", "paper")] == 0.614
+    assert reports.shared_substitute_table([], {}).empty  # a record before the shared protocol
