@@ -9,11 +9,11 @@ import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from . import cache
 from .attacks import Attack
 from .config import Config
+from .runtime import progress
 
 
 def attack_overrides(cfg: Config, name: str) -> dict:
@@ -51,7 +51,7 @@ def craft(attack: Attack, x: torch.Tensor, y: torch.Tensor, model_key: str, data
         t0 = time.perf_counter()
         torch.manual_seed(seed)  # random starts (PGD, Rand+FGSM)
         outs, flags = [], []
-        for xb, yb in tqdm(list(zip(x.split(batch_size), y.split(batch_size))), desc=attack.name, unit="batch"):
+        for xb, yb in progress(list(zip(x.split(batch_size), y.split(batch_size))), desc=attack.name, unit="batch"):
             adv = attack(xb.to(device), yb.to(device))
             outs.append(adv.cpu())
             flags.append(getattr(attack, "last_success", torch.ones(len(yb), dtype=torch.bool)).cpu())

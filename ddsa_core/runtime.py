@@ -22,6 +22,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+
+PROGRESS_STYLES = ("auto", "text")
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm bar: a widget in Jupyter (ipywidgets), text on a terminal. ``DDSA_PROGRESS=text`` forces
+    text, as ``make execute`` does: a widget executed into a chapter would make its HTML load a widget
+    manager from a CDN, while text bars go to stderr, which the book leaves out."""
+    style = os.environ.get("DDSA_PROGRESS", "auto")
+    if style not in PROGRESS_STYLES:
+        raise ValueError(f"DDSA_PROGRESS must be one of {PROGRESS_STYLES}; got {style!r}")
+    if style == "text":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
+
 def place(model: torch.nn.Module, device: torch.device, channels_last_on_cpu: bool = False) -> torch.nn.Module:
     """``model`` on ``device``; with ``channels_last_on_cpu``, its 4-D weights channels-last on the CPU,
     where the book's autoencoders train 1.3-2.3x and are attacked 1.4-1.6x faster so

@@ -13,13 +13,12 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import cache, data
 from .config import Config
 from .evaluation import accuracy
 from .models import build_classifier
-from .runtime import resolve_device
+from .runtime import progress, resolve_device
 
 LossFn = Callable[..., torch.Tensor]  # loss_fn(model, *batch) -> scalar
 TRAINING_CODE_VERSION = 1  # bump when a change to this loop changes the weights it produces
@@ -73,7 +72,7 @@ def fit(model: nn.Module, tensors: Sequence[torch.Tensor], loss_fn: LossFn, opti
         history, start = list(state["history"]), int(state["epoch"]) + 1
     n = len(tensors[0])
     steps = (n + batch_size - 1) // batch_size
-    bar = tqdm(total=epochs * steps, initial=start * steps, desc=desc, unit="batch", mininterval=1.0)
+    bar = progress(total=epochs * steps, initial=start * steps, desc=desc, unit="batch", mininterval=1.0)
     for epoch in range(start, epochs):
         torch.manual_seed(epoch_seed(seed, epoch))  # dropout masks
         order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
