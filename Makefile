@@ -14,7 +14,7 @@ export DDSA_DATA DDSA_CACHE
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 STAGE := _build/stage
 
-.PHONY: venv book execute html linkcheck browser-test test lock clean reproduce
+.PHONY: venv book execute html linkcheck browser-test test lock clean reproduce lab
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -31,12 +31,16 @@ execute: venv
 	cp _config.yml _toc.yml $(STAGE)/
 	cp -r tools $(STAGE)/
 	cp book/*.md book/*.bib $(STAGE)/book/
-	$(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
+	DDSA_PROGRESS=text $(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
 	  --device $(DEVICE) --out $(STAGE) --force
 
 # The paper profile for one dataset, resumable: `make reproduce PROFILE=paper DATASET=mnist`.
 reproduce: venv
 	$(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) --device $(DEVICE)
+
+# JupyterLab on the chapters, reusing the data and the models `make book` and `make test` cached.
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=book $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)  # root: containers, CI
 
 html: venv
 	bash tools/fetch_mathjax.sh
