@@ -9,6 +9,7 @@ any compute and before anything is written.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import math
 import re
@@ -259,6 +260,30 @@ def datasets_for(dataset: str) -> list[str]:
     _check("dataset", dataset)
     return [dataset]
 
+
+
+#: The names a chapter's ``parameters`` cell defines: the only ones papermill's ``-p`` may set.
+CHAPTER_PARAMETERS = ("profile", "dataset", "seed", "device")
+
+
+def check_parameters(namespace: dict[str, Any]) -> None:
+    """Reject a chapter run's bad parameters before any work: ``namespace`` is the chapter's ``globals()``.
+
+    papermill only warns on a ``-p`` name the notebook does not define and injects it anyway, so
+    the names assigned in its injected cell (the one it starts with ``# Parameters``, kept in
+    IPython's ``In``) are checked against :data:`CHAPTER_PARAMETERS`; then every value is validated
+    as :func:`make_config` validates it, for each dataset the ``dataset`` parameter names.
+    """
+    for source in namespace.get("In", []):
+        if source.startswith("# Parameters\n"):
+            names = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                     for t in node.targets if isinstance(t, ast.Name)}
+            for name in sorted(names - set(CHAPTER_PARAMETERS)):
+                raise ValueError(f"chapter parameter {name!r} is unknown; a chapter takes {CHAPTER_PARAMETERS}")
+    if namespace["dataset"] not in (*DATASETS, "both"):
+        raise ValueError(f"chapter parameter 'dataset' must be one of {(*DATASETS, 'both')}; got {namespace['dataset']!r}")
+    for dataset in datasets_for(namespace["dataset"]):
+        make_config(namespace["profile"], dataset, seed=namespace["seed"], device=namespace["device"])
 
 def cli_parser(description: str, profile: str, dataset: str, datasets: str) -> argparse.ArgumentParser:
     """The command-line options every entry point shares: ``--profile``, ``--dataset``, ``--seed``, ``--device``.
