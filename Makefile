@@ -58,7 +58,7 @@ linkcheck: venv
 
 # The built book in headless Chromium (tests_browser/): every page served from localhost, checked
 # for console errors, failed requests, typeset maths, loaded images and internal links, plus the
-# search page. Screenshots go to _build/screenshots. Needs `make book` first. Debian's chromium is
+# search page; then chapter 2 run in JupyterLab (tests_browser/test_jupyterlab.py). Screenshots go to _build/screenshots. Needs `make book` first. Debian's chromium is
 # installed when missing (CI runs as root); elsewhere set CHROMIUM=/path/to/chromium.
 browser-test: venv
 	@test -f _build/html/index.html || { echo "no _build/html: run make book first" >&2; exit 1; }
