@@ -60,15 +60,15 @@ linkcheck: venv
 # for console errors, failed requests, typeset maths, loaded images and internal links, plus the
 # search page; then chapter 2 run in JupyterLab (tests_browser/test_jupyterlab.py). Screenshots go to _build/screenshots. Needs `make book` first. Debian's chromium is
 # installed when missing (CI runs as root); elsewhere set CHROMIUM=/path/to/chromium.
-browser-# nbval runs with text bars: with ipywidgets installed each tqdm bar is a widget, and chapter 6's
-# stream of widget messages outlasts nbval's 5 s wait for a cell's output (CI failed so, 481a964).
-test: venv
+browser-test: venv
 	@test -f _build/html/index.html || { echo "no _build/html: run make book first" >&2; exit 1; }
 	@command -v chromium >/dev/null || test -n "$$CHROMIUM" || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/python tools/book_check.py _build/html
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests_browser
 
+# nbval runs with text bars: with ipywidgets installed each tqdm bar is a widget, and chapter 6's
+# stream of widget messages outlasts nbval's 5 s wait for a cell's output (CI failed so, 481a964).
 test: venv
 	$(BIN)/python -m pytest -q tests
 	mkdir -p _build
