@@ -278,8 +278,9 @@ def check_parameters(namespace: dict[str, Any]) -> None:
         if source.startswith("# Parameters\n"):
             names = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
                      for t in node.targets if isinstance(t, ast.Name)}
-            for name in sorted(names - set(CHAPTER_PARAMETERS)):
-                raise ValueError(f"chapter parameter {name!r} is unknown; a chapter takes {CHAPTER_PARAMETERS}")
+            unknown = sorted(names - set(CHAPTER_PARAMETERS))
+            if unknown:
+                raise ValueError(f"chapter parameter {unknown[0]!r} is unknown; a chapter takes {CHAPTER_PARAMETERS}")
     if namespace["dataset"] not in (*DATASETS, "both"):
         raise ValueError(f"chapter parameter 'dataset' must be one of {(*DATASETS, 'both')}; got {namespace['dataset']!r}")
     for dataset in datasets_for(namespace["dataset"]):
