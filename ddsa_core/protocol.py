@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -146,3 +147,9 @@ def predicted_labels_frame(doc: dict) -> pd.DataFrame:
 def margin_percentiles(doc: dict) -> dict[str, list[float]]:
     """Each variant's true-class margin percentiles 0..100, for :func:`ddsa_core.figures.gradient_masking`."""
     return {r["variant"]: r["margin_percentiles"] for r in doc["results"]["rows"]}
+
+
+def share_below(doc: dict, margin: float) -> dict[str, float]:
+    """Per variant, the share of test images whose true-class margin is below ``margin`` (read off its percentiles)."""
+    levels = np.linspace(0, 1, 101)
+    return {name: float(np.interp(margin, pct, levels)) for name, pct in margin_percentiles(doc).items()}

@@ -108,3 +108,8 @@ def test_tables_read_a_record():
     assert protocol.variants_frame(doc).loc["best epoch", "epoch kept"] == 35
     assert protocol.predicted_labels_frame(doc).loc[("best epoch", "FGSM"), "predicted labels"] == 0.45
     assert protocol.paper_distance(0.9896, protocol.paper.GRAY_BOX["mnist"]["no_defense"], "mnist") == 0
+
+
+def test_share_below_reads_the_margin_percentiles():
+    doc = {"results": {"rows": [{"variant": "v", "margin_percentiles": [float(i) for i in range(101)]}]}}
+    assert protocol.share_below(doc, 25.0) == {"v": 0.25}
