@@ -93,6 +93,8 @@ def test_variant_row_measures_the_paper_numbers(tmp_path, monkeypatch):
     assert set(row["no_defense"]) == {"fgsm", "rfgsm", "cw", "mim", "pgd"}
     assert set(row["predicted_labels"]) == set(protocol.PREDICTED_LABEL_ATTACKS)
     assert row["cw_images"] == 4 and len(row["margin_percentiles"]) == 101
+    # a lower C&W confidence asks less of the attack, so it can only leave fewer images correct
+    assert row["cw_low_confidence"]["accuracy"] <= row["no_defense"]["cw"]
     assert row["paper_distance"] == pytest.approx(protocol.paper_distance(row["test_accuracy"], row["no_defense"], "mnist"))
 
 
