@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['stage']} | {r['device']} | {r['commit']} | {r['date']} | {r['wall_s']:.0f} | {r['cost_s']:.0f} |")
     wall = sum(r["wall_s"] for r in rows)  # costs overlap where stages reload the same weights: not summed
     print(f"| **total** | | | | **{wall:.0f}** ({wall / 60:.1f} min) | |")
+    runs: dict[tuple[str, str], float] = {}  # one record command per device and commit
+    for r in rows:
+        runs[r["device"], r["commit"]] = runs.get((r["device"], r["commit"]), 0.0) + r["wall_s"]
+    for (device, commit), s in runs.items():
+        print(f"| total of the run | {device} | {commit} | | {s:.0f} ({s / 60:.1f} min) | |")
     return 0
 
 

@@ -55,13 +55,19 @@ def is_recorded(cfg: Config, stage: str) -> bool:
     return bool(doc) and doc["config"] == cfg.to_dict() and doc["provenance"]["commit"] == git_commit()
 
 
-def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False) -> list[dict]:
-    """Run ``stages`` in order; a failing stage is reported and the next one still runs."""
+def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False,
+        dry_run: bool = False) -> list[dict]:
+    """Run ``stages`` in order; a failing stage is reported and the next one still runs.
+
+    ``dry_run`` computes nothing: each stage not recorded before is reported as ``would run``.
+    """
     git_commit()  # read now, so that every stage records the commit whose code this process loaded
     rows, t0 = [], time.perf_counter()
     for stage in stages:
         if not force and is_recorded(cfg, stage):
             rows.append({"stage": stage, "status": "recorded before", "wall_s": 0.0})
+        elif dry_run:
+            rows.append({"stage": stage, "status": "would run", "wall_s": 0.0})
         elif time.perf_counter() - t0 > budget_s:
             rows.append({"stage": stage, "status": "not started (budget)", "wall_s": 0.0})
         else:
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{', '.join(f'{s} runs on {list(d)} only' for s, d in ONLY_ON.items())})")
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no stage after this many seconds")
     parser.add_argument("--force", action="store_true", help="rerun stages recorded before")
+    parser.add_argument("--dry-run", action="store_true", help="list what would run, and run nothing")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels, so a rerun on the same GPU retrains the same weights")
     args = parser.parse_args(argv)
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.deterministic:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
         torch.use_deterministic_algorithms(True, warn_only=True)
-    rows = run(cfg, args.stages, args.budget_s, args.force)
+    rows = run(cfg, args.stages, args.budget_s, args.force, args.dry_run)
     print("[record] " + ", ".join(f"{r['stage']} {r['status']} {r['wall_s']:.0f}s" for r in rows), flush=True)
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 

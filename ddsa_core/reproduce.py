@@ -34,8 +34,11 @@ def already_done(output: Path, parameters: dict) -> bool:
 
 
 def run(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Path | None = None,
-        only: list[str] | None = None, force: bool = False) -> list[dict]:
-    """Execute the chapters; returns one row per chapter with its status and wall time."""
+        only: list[str] | None = None, force: bool = False, dry_run: bool = False) -> list[dict]:
+    """Execute the chapters; returns one row per chapter with its status and wall time.
+
+    ``dry_run`` executes nothing: each chapter not done before is reported as ``would run``.
+    """
     for ds in (["mnist", "cifar10"] if dataset == "both" else [dataset]):
         make_config(profile, ds, seed=seed, device=device)  # fail on bad input before any compute
     import papermill  # heavy import, after validation
@@ -51,6 +54,10 @@ def run(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Pa
         if not force and already_done(target, parameters):
             print(f"[{i}/{len(todo)}] {chapter.stem}: done before, skipped", flush=True)
             rows.append({"chapter": chapter.stem, "status": "skipped", "wall_s": 0.0})
+            continue
+        if dry_run:
+            print(f"[{i}/{len(todo)}] {chapter.stem}: would run ({profile}, {dataset})", flush=True)
+            rows.append({"chapter": chapter.stem, "status": "would run", "wall_s": 0.0})
             continue
         print(f"[{i}/{len(todo)}] {chapter.stem}: running ({profile}, {dataset})", flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks")
     parser.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 02 03")
     parser.add_argument("--force", action="store_true", help="rerun chapters even if done before")
+    parser.add_argument("--dry-run", action="store_true", help="list the chapters that would run, and run nothing")
     args = parser.parse_args(argv)
     try:
-        rows = run(args.profile, args.dataset, args.seed, args.device, args.out, args.only, args.force)
+        rows = run(args.profile, args.dataset, args.seed, args.device, args.out, args.only, args.force, args.dry_run)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

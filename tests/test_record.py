@@ -43,6 +43,16 @@ def test_recorded_stages_are_skipped_and_the_budget_stops_new_ones(monkeypatch, 
     assert record.run(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
 
 
+def test_a_dry_run_lists_what_would_run_and_runs_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    cfg = make_config("quick", "mnist")
+    calls = []
+    monkeypatch.setattr(record, "STAGES", {"a": calls.append, "b": calls.append})
+    results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
+    assert [r["status"] for r in record.run(cfg, ["a", "b"], dry_run=True)] == ["recorded before", "would run"]
+    assert calls == [] and [p.name for p in tmp_path.rglob("*.json")] == ["a.json"]
+
+
 @pytest.fixture(scope="module")
 def recorded_adaptive():
     frames = recorded.adaptive_frames("mnist")

@@ -23,6 +23,12 @@ def test_bad_input_fails_before_anything_runs(args, message, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_dry_run_lists_every_chapter_and_writes_nothing(tmp_path, capsys):
+    rows = reproduce.run("paper", "mnist", out=tmp_path, dry_run=True)
+    assert [r["chapter"] for r in rows] == [c.stem for c in reproduce.chapters()]
+    assert {r["status"] for r in rows} == {"would run"} and list(tmp_path.iterdir()) == []
+
+
 def test_cli_reports_bad_input(capsys):
     assert reproduce.main(["--profile", "fast"]) == 2
     assert "'profile' must be one of" in capsys.readouterr().err
