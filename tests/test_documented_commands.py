@@ -13,7 +13,7 @@ def test_every_documented_command_has_a_check_and_every_check_a_documented_comma
 
 def test_commands_are_found_in_inline_code_and_bash_blocks_but_not_elisions(tmp_path):
     (tmp_path / "book").mkdir()
-    (tmp_path / "README.md").write_text("Run `make   book` or `papermill ... -p x 1`; `profile`.\n"
+    (tmp_path / "README.md").write_text("Run `make   book` or `papermill ... -p x 1`; `profile`, `make -n`.\n"
                                         "```bash\nmake reproduce PROFILE=paper   # = python -m x\n```\n")
     (tmp_path / "book" / "intro.md").write_text("`python -m ddsa_core.record --profile paper\n--dataset mnist`\n")
     found = dc.documented_commands(tmp_path)

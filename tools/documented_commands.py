@@ -31,8 +31,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "book/intro.md")
 PY = str(ROOT / ".venv" / "bin" / "python")
-# A quoted span is a command when it starts with one of these words.
-COMMAND_START = re.compile(r"^(make|python|\.venv/bin/\S+|bash|papermill|jupyter|pip)\s")
+# A quoted span is a command when it starts with one of these words ("make -n" is a flag, not a command).
+COMMAND_START = re.compile(r"^(make [a-z]|(python|\.venv/bin/\S+|bash|papermill|jupyter|pip)\s)")
 
 
 def documented_commands(root: Path = ROOT) -> dict[str, str]:
