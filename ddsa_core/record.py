@@ -73,7 +73,8 @@ def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: b
         else:
             start = time.perf_counter()
             try:
-                STAGES[stage](cfg)
+                with results.recording():  # the one writer of results/
+                    STAGES[stage](cfg)
                 status = "recorded"
             except Exception:  # report and go on: later stages may not need this one
                 traceback.print_exc()

@@ -3,7 +3,8 @@
 Each chapter runs with ``profile``, ``dataset``, ``seed`` and ``device`` injected, in the order of
 ``_toc.yml``, and is written to ``<out>/book/<chapter>.ipynb``. A chapter already executed with
 the same parameters is skipped, so an interrupted run resumes where it stopped (and everything
-inside a chapter is cached too). Paper-profile chapters record their results in ``results/paper``.
+inside a chapter is cached too). The chapters' records go to ``_build/records/``; only
+``python -m ddsa_core.record`` writes the committed ``results/``.
 """
 from __future__ import annotations
 

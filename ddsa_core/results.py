@@ -1,11 +1,16 @@
 """Recorded results: JSON files with provenance under ``results/<profile>/<dataset>/``.
 
-The ``paper`` profile's files are committed and are what the book shows as "recorded"; the
-``quick`` profile's are rewritten by every build and ignored by git.
+The committed records (``results/paper``, ``results/reduced`` and two of ``results/quick``) are what
+the book shows as "recorded". Only the record command (``python -m ddsa_core.record``, inside
+:func:`recording`) writes them. A chapter run, in Jupyter, by papermill or under nbval, writes its
+records under ``_build/records/`` instead (``$DDSA_LIVE_RECORDS``), so rerunning a chapter never
+overwrites a committed record. Where ``$DDSA_RESULTS`` names another folder (the tests' isolated
+one), every record goes there.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +32,29 @@ def result_path(profile: str, dataset: str, name: str) -> Path:
     return results_root() / profile / dataset / f"{name}.json"
 
 
+_RECORDING = False  # True only inside recording(): the record command writes results/
+
+
+@contextlib.contextmanager
+def recording():
+    """Within this block, :func:`record` writes the committed records' folder (the record command)."""
+    global _RECORDING
+    before, _RECORDING = _RECORDING, True
+    try:
+        yield
+    finally:
+        _RECORDING = before
+
+
+def record_path(profile: str, dataset: str, name: str) -> Path:
+    """Where :func:`record` writes: ``results/`` for the record command or an explicit ``$DDSA_RESULTS``,
+    else ``$DDSA_LIVE_RECORDS`` (default ``_build/records/``)."""
+    if _RECORDING or "DDSA_RESULTS" in os.environ:
+        return result_path(profile, dataset, name)
+    live = Path(os.environ.get("DDSA_LIVE_RECORDS", REPO_ROOT / "_build" / "records"))
+    return live / profile / dataset / f"{name}.json"
+
+
 def record(name: str, cfg: Config, results: dict[str, Any], wall_s: dict[str, float], device: torch.device) -> dict:
     """Write one result with its provenance (commit, device, date, wall times, profile, data source, seed)."""
     doc = {
@@ -41,7 +69,7 @@ def record(name: str, cfg: Config, results: dict[str, Any], wall_s: dict[str, fl
         "results": results,
     }
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    cache.atomic_write(result_path(cfg.profile, cfg.dataset, name), lambda tmp: tmp.write_text(text))
+    cache.atomic_write(record_path(cfg.profile, cfg.dataset, name), lambda tmp: tmp.write_text(text))
     return doc
 
 

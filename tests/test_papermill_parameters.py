@@ -4,7 +4,7 @@ Each bad run must fail in the chapter's first code cell with the configuration's
 naming the parameter, and write nothing to the results or the model cache.
 """
 import json
-import shutil
+import subprocess
 from pathlib import Path
 
 import papermill
@@ -26,7 +26,7 @@ BAD = {
 @pytest.fixture()
 def isolated(tmp_path, monkeypatch):
     """Empty results and cache folders, inherited by papermill's kernel."""
-    for var in ("DDSA_RESULTS", "DDSA_CACHE"):
+    for var in ("DDSA_RESULTS", "DDSA_LIVE_RECORDS", "DDSA_CACHE"):
         (tmp_path / var).mkdir()
         monkeypatch.setenv(var, str(tmp_path / var))
     monkeypatch.setenv("DDSA_PROGRESS", "text")
@@ -52,7 +52,7 @@ def test_a_bad_parameter_fails_in_the_first_cell_and_writes_nothing(chapter, cas
     nb = json.loads(out.read_text())
     failed = [i for i, c in enumerate(nb["cells"]) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed == [_first_code_cell_after_parameters(nb)]
-    assert not any((isolated / "DDSA_RESULTS").rglob("*")) and not any((isolated / "DDSA_CACHE").rglob("*"))
+    assert not any(any((isolated / var).rglob("*")) for var in ("DDSA_RESULTS", "DDSA_LIVE_RECORDS", "DDSA_CACHE"))
 
 
 def test_check_parameters_reads_only_papermills_injected_cell():
@@ -64,13 +64,22 @@ def test_check_parameters_reads_only_papermills_injected_cell():
         config.check_parameters({**good, "dataset": "svhn"})
 
 
+def _results_state() -> tuple:
+    files = sorted((p.relative_to(ROOT), p.stat().st_mtime_ns, p.stat().st_size) for p in (ROOT / "results").rglob("*"))
+    status = subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=ROOT, capture_output=True, text=True)
+    return files, status.stdout
+
+
 @pytest.mark.slow
-def test_a_good_run_carries_its_parameters_into_the_results(isolated):
-    """A reader's run: another dataset and seed, at the smoke scale, reaches the chapter's records."""
+def test_a_good_run_carries_its_parameters_into_its_records_and_leaves_results_untouched(isolated, monkeypatch):
+    """A reader's run: another dataset and seed, at the smoke scale. It reads the committed records and
+    writes its own under DDSA_LIVE_RECORDS, never under results/."""
+    monkeypatch.delenv("DDSA_RESULTS")  # the repository's results/, as a reader has it
     chapter = ROOT / "book" / "02_classifiers.ipynb"
-    shutil.copytree(ROOT / "results" / "paper", isolated / "DDSA_RESULTS" / "paper")  # the records the chapter reads
+    before = _results_state()
     papermill.execute_notebook(str(chapter), str(isolated / "out.ipynb"), cwd=str(chapter.parent), progress_bar=False,
                                parameters={"profile": "smoke", "dataset": "cifar10", "seed": 1}, kernel_name="python3")
-    doc = json.loads((isolated / "DDSA_RESULTS" / "smoke" / "cifar10" / "classifier.json").read_text())
+    assert _results_state() == before
+    doc = json.loads((isolated / "DDSA_LIVE_RECORDS" / "smoke" / "cifar10" / "classifier.json").read_text())
     assert (doc["profile"], doc["dataset"], doc["seed"]) == ("smoke", "cifar10", 1)
-    assert not (isolated / "DDSA_RESULTS" / "smoke" / "mnist").exists()
+    assert not (isolated / "DDSA_LIVE_RECORDS" / "smoke" / "mnist").exists()

@@ -151,3 +151,17 @@ def test_a_cpu_record_names_the_cpu_model(tmp_path, monkeypatch):
     assert runtime.device_name(torch.device("cpu")) == f"cpu (Neoverse-V2, aarch64, {threads} threads)"
     monkeypatch.setattr(runtime, "cpu_model", lambda: "")
     assert runtime.device_name(torch.device("cpu")) == f"cpu (aarch64, {threads} threads)"
+
+
+def test_only_the_record_command_writes_results(monkeypatch, tmp_path):
+    monkeypatch.delenv("DDSA_RESULTS", raising=False)
+    monkeypatch.setenv("DDSA_LIVE_RECORDS", str(tmp_path / "live"))
+    monkeypatch.setattr(results, "REPO_ROOT", tmp_path)  # results/ of a throwaway tree
+    monkeypatch.setattr(results, "results_root", lambda: tmp_path / "results")
+    cfg = make_config("quick", "mnist")
+    write = lambda cfg: results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
+    write(cfg)  # as a chapter cell calls a stage
+    assert (tmp_path / "live/quick/mnist/a.json").exists() and not (tmp_path / "results").exists()
+    monkeypatch.setattr(record, "STAGES", {"a": write})
+    assert record.run(cfg, ["a"])[0]["status"] == "recorded"
+    assert (tmp_path / "results/quick/mnist/a.json").exists()

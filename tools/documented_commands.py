@@ -137,6 +137,7 @@ COMMANDS: dict[str, Check] = {
     ".venv/bin/papermill book/02_classifiers.ipynb out.ipynb -p profile paper -p dataset mnist":
         Check("dry", prepared_with({"profile": "paper", "dataset": "mnist"}), "papermill --prepare-only"),
     "python -m ddsa_core.record --profile paper --dataset mnist": Check("dry", expect(r"^\[record\] classifier: ")),
+    "python -m ddsa_core.record": Check("dry", expect(r"^\[record\] classifier: ")),
     "python -m ddsa_core.record --profile reduced --dataset cifar10 --stages classifier attacks_no_defense gray_box denoised_examples":
         Check("dry", expect(r"^\[record\] denoised_examples: ")),
     "python -m ddsa_core.record --profile paper --dataset mnist --stages classifier_variants":
