@@ -230,6 +230,29 @@ def make_config(profile: str = "quick", dataset: str = "mnist", seed: int = 0,
     return Config(profile=profile, dataset=dataset, seed=seed, device=device, **fields)
 
 
+#: What a field left at None means, as the profiles table shows it.
+NONE_MEANS = {"train_size": "all", "test_size": "all", "attack_size": "= test_size", "ae_train_size": "= train_size"}
+
+
+def profiles_frame(dataset: str, fields: tuple[str, ...] | None = None):
+    """Every profile's value of every config field for ``dataset``: one row per field, one column per profile.
+
+    ``fields`` picks rows (default: every field but the chapter parameters profile, dataset, seed and
+    device). A None is shown as :data:`NONE_MEANS` says. Returns a pandas DataFrame of strings.
+    """
+    import pandas as pd
+
+    _check("dataset", dataset)
+    names = fields or tuple(f.name for f in dataclasses.fields(Config)
+                            if f.name not in ("profile", "dataset", "seed", "device"))
+    columns = {p: make_config(p, dataset).to_dict() for p in PROFILES}
+    frame = pd.DataFrame({p: {n: values[n] for n in names} for p, values in columns.items()})
+    for name, meaning in NONE_MEANS.items():
+        if name in frame.index:
+            frame.loc[name] = [meaning if v is None else v for v in frame.loc[name]]
+    return frame.astype(str).rename_axis(index=f"{dataset} field", columns="profile")
+
+
 def denoiser_train_size(cfg: Config) -> int | None:
     """How many training images the denoisers learn from: ``ae_train_size`` capped at ``train_size``
     (the denoisers learn from the classifier's training slice), else ``train_size``."""

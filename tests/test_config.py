@@ -129,3 +129,15 @@ def test_denoiser_steps_of_the_profiles():
     assert denoiser_steps(make_config("quick", "mnist")) == 10 * 63  # 2,000 pairs in batches of 32, 10 epochs
     paper = make_config("paper", "mnist")
     assert denoiser_steps(paper) == paper.ae_epochs * -(-50_000 // paper.ae_batch_size)  # the whole split
+
+
+def test_profiles_frame_gives_every_field_of_every_profile_without_blanks():
+    from ddsa_core.config import PROFILES, profiles_frame
+    frame = profiles_frame("mnist")
+    assert list(frame.columns) == list(PROFILES)
+    assert "clf_dropout" in frame.index and "seed" not in frame.index
+    assert frame.loc["train_size", "paper"] == "all" and frame.loc["train_size", "quick"] == "10000"
+    assert profiles_frame("cifar10").loc["clf_optimizer", "paper"] == "rmsprop"
+    assert "None" not in frame.to_numpy()
+    with pytest.raises(ValueError, match="'dataset'"):
+        profiles_frame("svhn")
