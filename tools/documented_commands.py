@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -177,7 +176,7 @@ def server_environ(group: int) -> dict[str, str]:
     return {}
 
 
-def check_lab(timeout: float = 180) -> tuple[str | None, float]:
+def check_lab(timeout: float = 180) -> str | None:
     """``make lab`` as written: JupyterLab serves book/'s chapters with make's data and cache folders."""
     from ddsa_core.reproduce import chapters
     t0 = time.perf_counter()
@@ -195,17 +194,17 @@ def check_lab(timeout: float = 180) -> tuple[str | None, float]:
                 url = found and found.group(1)
             if url is None:
                 log.seek(0)
-                return f"no server URL within {timeout:.0f} s: {log.read()[-400:]!r}", time.perf_counter() - t0
+                return f"no server URL within {timeout:.0f} s: {log.read()[-400:]!r}"
             listing = json.load(urllib.request.urlopen(f"{url}/api/contents?token={token}", timeout=30))
             names = {item["name"] for item in listing["content"]}
             missing = [c.name for c in chapters() if c.name not in names]
             if missing:
-                return f"the file browser lacks {missing}", time.perf_counter() - t0
+                return f"the file browser lacks {missing}"
             environ = server_environ(proc.pid)
             for name, wanted in make_folders().items():
                 if environ.get(name) != wanted:
-                    return f"JupyterLab runs with {name}={environ.get(name)!r}, not make's {wanted!r}", time.perf_counter() - t0
-            return None, time.perf_counter() - t0
+                    return f"JupyterLab runs with {name}={environ.get(name)!r}, not make's {wanted!r}"
+            return None
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -229,7 +228,7 @@ def main() -> int:
             result = f"run by CI ({how.note})"
         else:
             if command == "make lab":
-                problem, _ = check_lab()
+                problem = check_lab()
             else:
                 ran = as_dry_run(command) if how.mode == "dry" else command
                 problem = how.check(sh(ran))
