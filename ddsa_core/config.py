@@ -178,12 +178,16 @@ def _reject_unknown(fields: dict[str, Any]) -> None:
 # 100: chapter 7's battery and curves cold in 104 s instead of 208, the battery the same to 0.02 and 35
 # of 35 checks passing, with the iterations curve still running to 200 (benchmarks/README.md, session 20).
 # CIFAR-10's quick sizes stay as they were: its two committed records are keyed by them.
+# MNIST's paper classifier drops 75% (TF1's tf.nn.dropout(x, 0.25) keeps 25%): of the six recipes
+# chapter 2 records, it lands nearest the paper's clean accuracy and no-defense row. Quick keeps
+# Table 2's literal 0.25: three epochs leave that classifier unsaturated, and quick's records and
+# tests are keyed by it.
 _PAPER = {
-    "mnist": dict(clf_optimizer="adam", clf_lr=0.01, clf_batch_size=256, clf_epochs=64, eps=0.3),
+    "mnist": dict(clf_optimizer="adam", clf_lr=0.01, clf_batch_size=256, clf_epochs=64, eps=0.3, clf_dropout=0.75),
     "cifar10": dict(clf_optimizer="rmsprop", clf_lr=0.001, clf_batch_size=32, clf_epochs=64, eps=0.2),
 }
 _QUICK = {
-    "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3,
+    "mnist": dict(train_size=10_000, test_size=1_000, clf_epochs=3, clf_dropout=0.25,
                   attack_size=200, cw_size=50, cw_max_iter=100, cw_binary_steps=3,
                   ae_train_size=2_000, ae_epochs=10, ae_val_size=200, ae_batch_size=32,
                   magnet_epochs=2, magnet_detector_epochs=10, magnet_batch_size=64, magnet_val_size=1_000,
