@@ -21,10 +21,10 @@ import torch
 
 from . import attacks, data, diagnostics, paper, results
 from .adversarial import attack_overrides, attack_slice, craft
-from .config import Config
+from .config import RECIPE_DEFAULTS, Config
 from .evaluation import accuracy, predict_logits
 from .runtime import resolve_device
-from .training import RECIPE_DEFAULTS, classifier
+from .training import classifier
 
 #: Variant name -> the recipe fields it changes from Table 3 read literally (:data:`RECIPE_DEFAULTS`).
 VARIANTS: dict[str, dict] = {

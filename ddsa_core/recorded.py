@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
-from .config import Config, denoiser_train_size, make_config
+from .config import RECIPE_DEFAULTS, Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
 PENDING = "pending"
@@ -121,14 +121,6 @@ def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
     return "; ".join(f"{device} ({', '.join(done)})" for device, done in runs.items())
 
 
-def adaptive_status(dataset: str) -> str:
-    """Whether the paper-profile adaptive evaluation of ``dataset`` is recorded, as a sentence."""
-    doc = _doc(dataset, "adaptive")
-    name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}[dataset]
-    return (f"{name}'s adaptive evaluation at paper scale is recorded ({results.describe(doc)})." if doc else
-            f"{name}'s adaptive evaluation at paper scale is not recorded yet.")
-
-
 def paper_settings_glue(dataset: str) -> dict[str, str]:
     """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
     the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
@@ -154,7 +146,7 @@ def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_origin", "rec_eps_settings", "rec_eps_training",
+EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_device", "rec_eps_training",
             *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
             *(f"rec_eps_gb_{k}" for k in ("images", "clean", "ddsa_clean", "ddsa_pgd")))
 
@@ -177,57 +169,31 @@ def _versus_gray(doc: dict, gray: dict, keys: dict[str, str]) -> tuple[bool, lis
     return same_device, [label for label, key in keys.items() if key != theirs[label]]
 
 
-def _sweep_origin(doc: dict, gray: dict | None, training: str) -> str:
-    """Where the Figure 5 record ran, and whether its weights can be the gray-box run's: the same
-    device and keys, another device (weights retrained), or other keys (training code or settings changed)."""
-    device, weights = doc["provenance"]["device"], doc["results"].get("weights")
-    if weights is None:
-        return f"It ran on {device}; which classifier and DDSA it used is not recorded."
-    if gray is None:
-        return f"It ran on {device}, with a classifier and DDSA trained there ({training}); no gray-box run is recorded."
-    gray_device = gray["provenance"]["device"]
-    same_device, changed = _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})
-    if same_device and not changed:
-        return f"It ran on {device}, as the gray-box run did, with the classifier and DDSA of the same settings."
-    where = "as the gray-box run did" if same_device else f"not on the gray-box run's {gray_device}"
-    out = f"It ran on {device}, {where}, with a classifier and DDSA trained there ({training})"
-    out += ", not that run's weights." if not same_device else f"; its {' and '.join(changed)} weights are not that run's."
-    if changed:
-        out += (f" The {' and the '.join(changed)} weights' key{'s differ' if len(changed) > 1 else ' differs'} from "
-                "that run's: code or settings that shape the weights changed between the two commits.")
-    if not same_device:
-        out += (" Even with the same recipe, retraining on another device moves the weights as another seed would "
-                "(another order of floating-point sums, compounded over thousands of steps); chapter 7 "
-                "measures that spread.")
-    return out
+def changed_weights(doc: dict, gray: dict) -> list[str]:
+    """Which of a recorded Figure 5 run's models ("classifier", "DDSA") have weights keys other than the
+    gray-box run's: models trained with other settings or code, not the same models on another device."""
+    weights = doc["results"]["weights"]
+    return _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})[1]
 
 
 def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded Figure 5 run: provenance, where and on what weights it ran, its deviations from the
+    """The recorded Figure 5 run: provenance, its device and training times, its deviations from the
     paper profile, and at the paper's eps its images, clean accuracy without and behind DDSA and DDSA's
     PGD accuracy (``rec_eps_*``), beside the same of the recorded gray-box run (``rec_eps_gb_*``);
     :data:`PENDING` where a run is missing."""
     doc, gray = _doc(dataset, "epsilon_sweep"), _doc(dataset, "gray_box")
-    out = _pending(*EPS_KEYS) | {
-        "rec_eps_origin": f"The paper-profile Figure 5 run is {PENDING}: the command at the end of this paragraph records it.",
-        "rec_eps_settings": f"Until it is recorded, its numbers read {PENDING}."}
+    out = _pending(*EPS_KEYS)
     if gray is not None:
         out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
     if doc is None:
         return out
-    frame, dev, weights = pd.DataFrame(doc["results"]["rows"]), deviations(doc), doc["results"].get("weights")
+    frame, weights = pd.DataFrame(doc["results"]["rows"]), doc["results"].get("weights")
     labels = {"classifier": "classifier", "ddsa": "DDSA with its PGD training pairs"}  # the pairs are crafted inside its training
     training = "not recorded" if weights is None else ", ".join(
         f"{label} {weights[name]['train_wall_s'] / 60:.0f} min" for name, label in labels.items())
     out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_training": training,
-            "rec_eps_origin": _sweep_origin(doc, gray, training), "rec_eps_settings": _settings_sentence(dev)}
+            "rec_eps_device": doc["provenance"]["device"]}
     return out | _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
-
-
-def _settings_sentence(dev: pd.DataFrame) -> str:
-    """A recorded run's deviations from the paper profile (:func:`deviations`) as one sentence."""
-    changed = "; ".join(f"{field} {row['this run']} (paper profile: {row['paper profile']})" for field, row in dev.iterrows())
-    return f"Its settings differ from the paper profile in {changed}." if changed else "It uses the paper profile's settings unchanged."
 
 
 def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:
@@ -309,64 +275,25 @@ def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
     return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
 
 
-BETA_KEYS = ("rec_bs_provenance", "rec_bs_images", "rec_bs_betas", "rec_bs_verdict", "rec_bs_noise", "rec_bs_origin")
+BETA_KEYS = ("rec_bs_provenance", "rec_bs_device", "rec_bs_images", "rec_bs_betas", "rec_bs_book", "rec_bs_rival",
+             "rec_bs_rival_acc", "rec_bs_lead", "rec_bs_noise")
 
 
-def _beta_verdict(acc: pd.Series, book: float, noise: float) -> str:
-    """Which rate's DDSA ends with the best validation PGD accuracy, against the book's rate and the noise."""
-    judged = lambda gap: f"{100 * gap:.1f} points, {'within' if gap <= noise else 'beyond'} one measurement's noise"
-    if book not in acc.index:
-        return f"β = {acc.idxmax():g} ends best, at {acc.max():.3f}; the book's β = {book:g} was not among the rates swept"
-    rivals = acc.drop(book)
-    if rivals.empty:
-        return f"Only the book's β = {book:g} was swept, ending at {acc[book]:.3f}"
-    runner, best = rivals.idxmax(), f"The book's β = {book:g} ends best, at {acc[book]:.3f}"
-    if acc[book] == rivals.max():
-        return f"{best}, level with β = {runner:g}"
-    if acc[book] > rivals.max():
-        return f"{best}, ahead of the next, β = {runner:g} ({rivals.max():.3f}), by {judged(acc[book] - rivals.max())}"
-    return (f"β = {runner:g} ends best, at {rivals.max():.3f} against {acc[book]:.3f} for the book's β = {book:g}: "
-            f"a gap of {judged(rivals.max() - acc[book])}")
-
-
-def _trained_where(doc: dict, symbol: str) -> str:
-    """Which of a sweep's rates (``doc["results"]["weights"]``, keyed by rate) this run trained, on which
-    device, and which it loaded from the cache."""
-    device, weights = doc["provenance"]["device"], doc["results"]["weights"]
-    loaded = [b for b, w in weights.items() if w["cached"]]
-    fresh = [b for b in weights if b not in loaded]
-    out = f"This run trained {symbol} = {', '.join(fresh)} on {device}" if fresh else f"This run ran on {device} and trained no rate"
-    return out + (f"; it loaded {symbol} = {', '.join(loaded)} from the cache, trained earlier with the same key." if loaded else ".")
-
-
-def _beta_origin(doc: dict, book: float, gray: dict | None) -> str:
-    """Where the sweep's rates were trained, and whether its book-rate row is the gray-box table's DDSA."""
-    out = _trained_where(doc, "β")
-    mine = doc["results"]["weights"].get(f"{book:g}")
-    if mine is None or gray is None:
-        return out
-    same_device, changed = _versus_gray(doc, gray, {"DDSA": mine["key"]})
-    if changed:
-        return out + f" Its β = {book:g} row is not the gray-box table's DDSA: their weights' keys differ."
-    if not same_device and not mine["cached"]:
-        return out + f" Its β = {book:g} row retrained the gray-box table's DDSA on another device, not those weights."
-    return out + f" Its β = {book:g} row has the gray-box table's DDSA key."
-
-
-def beta_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded beta sweep: provenance, the validation images, the rates tried, which rate's DDSA ends
-    with the best gray-box PGD accuracy against the book's rate (with one measurement's noise), and where
-    its rows were trained."""
+def beta_sweep_glue(dataset: str) -> dict[str, str | float]:
+    """The recorded beta sweep: provenance, device, the validation images and the rates tried; the book's
+    rate's final gray-box PGD accuracy on them, the best other rate and its accuracy, the book's lead over
+    it and one measurement's noise (a 95 % binomial half-width), both in points."""
     doc = _doc(dataset, "beta_sweep")
     if doc is None:
         return _pending(*BETA_KEYS)
     run, book = doc["results"], make_config("paper", dataset).sparsity_beta
     acc = pd.DataFrame(run["rows"]).set_index("beta").val_acc_pgd_graybox
-    n = run["images"]
-    noise = sanity.binomial_margin(acc.max(), n, continuity=False)
-    return {"rec_bs_provenance": results.describe(doc), "rec_bs_images": f"{n:,} {run['split']}",
-            "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index), "rec_bs_verdict": _beta_verdict(acc, book, noise),
-            "rec_bs_noise": f"±{100 * noise:.1f} points", "rec_bs_origin": _beta_origin(doc, book, _doc(dataset, "gray_box"))}
+    rivals = acc.drop(book)
+    return {"rec_bs_provenance": results.describe(doc), "rec_bs_device": doc["provenance"]["device"],
+            "rec_bs_images": f"{run['images']:,} {run['split']}", "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index),
+            "rec_bs_book": float(acc[book]), "rec_bs_rival": f"{rivals.idxmax():g}",
+            "rec_bs_rival_acc": float(rivals.max()), "rec_bs_lead": float(100 * (acc[book] - rivals.max())),
+            "rec_bs_noise": 100 * sanity.binomial_margin(acc.max(), run["images"], continuity=False)}
 
 
 def lr_sweep_doc(dataset: str) -> dict | None:
@@ -386,73 +313,71 @@ def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
     return reports.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
-LR_KEYS = ("rec_lr_provenance", "rec_lr_text")
+LR_KEYS = ("rec_lr_provenance", "rec_lr_profile", "rec_lr_epochs", "rec_lr_images", "rec_lr_device",
+           "rec_lr_t3_min_loss", "rec_lr_t3_final_loss", "rec_lr_t3_acc", "rec_lr_other", "rec_lr_other_final_loss",
+           "rec_lr_other_acc", "rec_lr_gap", "rec_lr_noise", "rec_lr_paper_low_loss", "rec_lr_paper_low_epoch",
+           "rec_lr_paper_epochs")
 CLASSIFIER_FIELDS = ("train_size", "test_size")  # with every clf_* field: what shapes a classifier and its test accuracy
 
 
-def _lr_verdict(rows: pd.DataFrame, paper_lr: float, images: int) -> str:
-    """Table 3's rate against each other rate swept: how low the training loss gets, and test accuracy
-    at the last epoch with one measurement's noise."""
-    if paper_lr not in rows.index:
-        return f"Table 3's rate ({paper_lr:g}) was not among the rates swept."
-    mine = rows.loc[paper_lr]
-    out = (f"At Table 3's rate ({paper_lr:g}) the training loss gets no lower than {mine.min_loss:.3f} and ends at "
-           f"{mine.final_loss:.3f}, with test accuracy {mine.test_accuracy:.3f}")
-    for lr, row in rows.drop(paper_lr).iterrows():
-        gap = row.test_accuracy - mine.test_accuracy
-        noise = sanity.binomial_margin(max(row.test_accuracy, mine.test_accuracy), images, continuity=False)
-        out += (f"; at {lr:g} the loss ends at {row.final_loss:.3f} and test accuracy at {row.test_accuracy:.3f}, "
-                f"{100 * gap:+.1f} points, {'within' if abs(gap) <= noise else 'beyond'} one measurement's noise "
-                f"(±{100 * noise:.1f})")
-    return out + "."
+def lr_deviations(doc: dict) -> pd.DataFrame:
+    """The classifier settings of a recorded learning-rate sweep that differ from the paper profile's."""
+    dev = deviations(doc)
+    return dev[[f.startswith("clf_") or f in CLASSIFIER_FIELDS for f in dev.index]]
 
 
-def lr_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded learning-rate sweep: provenance, and one paragraph with its profile, epochs, the
-    classifier settings that deviate from the paper profile, where each rate was trained and Table 3's
-    rate against the others; a sentence saying it is :data:`PENDING` until it runs."""
+def lr_sweep_glue(dataset: str) -> dict[str, str | float | int]:
+    """The recorded learning-rate sweep: provenance, profile, epochs, test images and device; at Table 3's
+    rate the lowest and final training loss and the test accuracy; the best other rate's final loss and
+    test accuracy, its gain over Table 3's rate and one measurement's noise (95 % binomial half-width),
+    both in points; and where the paper-profile classifier's training loss was lowest."""
     doc = lr_sweep_doc(dataset)
     if doc is None:
-        return {"rec_lr_provenance": PENDING,
-                "rec_lr_text": f"No learning-rate sweep of {dataset} is recorded yet ({PENDING}): the commands below record it."}
-    run, dev = doc["results"], deviations(doc)
-    dev = dev[[f.startswith("clf_") or f in CLASSIFIER_FIELDS for f in dev.index]]
-    verdict = _lr_verdict(pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr, run["images"])
-    epochs, paper = doc["config"]["clf_epochs"], classifier(dataset)
-    text = (f"Recorded in the {doc['profile']} profile over {epochs} epochs, on {run['images']:,} test images. "
-            f"{_settings_sentence(dev)} {_trained_where(doc, 'lr')} {verdict}")
-    if paper is not None and epochs < len(paper["results"]["history"]):
-        low = min(paper["results"]["history"], key=lambda h: h["loss"])
-        text += (f" This run stops after {epochs} epochs, while the paper-profile run at Table 3's rate reached its "
-                 f"lowest training loss, {low['loss']:.2f}, at epoch {low['epoch']} of {len(paper['results']['history'])}: "
-                 "it shows how far each rate fits the training set early on, not how either run ends.")
-    return {"rec_lr_provenance": results.describe(doc), "rec_lr_text": text}
+        return _pending(*LR_KEYS)
+    run = doc["results"]
+    rows, paper_lr = pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr
+    mine, others = rows.loc[paper_lr], rows.drop(paper_lr)
+    other = others.loc[others.test_accuracy.idxmax()]
+    out = {"rec_lr_provenance": results.describe(doc), "rec_lr_profile": doc["profile"],
+           "rec_lr_epochs": doc["config"]["clf_epochs"], "rec_lr_images": f"{run['images']:,}",
+           "rec_lr_device": doc["provenance"]["device"], "rec_lr_t3_min_loss": float(mine.min_loss),
+           "rec_lr_t3_final_loss": float(mine.final_loss), "rec_lr_t3_acc": float(mine.test_accuracy),
+           "rec_lr_other": f"{other.name:g}", "rec_lr_other_final_loss": float(other.final_loss),
+           "rec_lr_other_acc": float(other.test_accuracy), "rec_lr_gap": float(100 * (other.test_accuracy - mine.test_accuracy)),
+           "rec_lr_noise": 100 * sanity.binomial_margin(max(other.test_accuracy, mine.test_accuracy), run["images"],
+                                                        continuity=False)}
+    paper = classifier(dataset)
+    history = paper["results"]["history"] if paper else []
+    low = min(history, key=lambda h: h["loss"]) if history else None
+    return out | {"rec_lr_paper_low_loss": low["loss"] if low else PENDING,
+                  "rec_lr_paper_low_epoch": low["epoch"] if low else PENDING, "rec_lr_paper_epochs": len(history)}
 
 
-def cifar10_costs() -> dict[str, str]:
-    """What CIFAR-10's classifier and learning-rate sweep cost, from records: ``rec_clf_cost_cpu``
-    (the reduced classifier, scaled to Table 3's epochs, from each run that trained it), ``rec_lr_cost_gpu``
-    (twice the paper-profile classifier's training) and ``rec_lr_cost_cpu`` (the reduced sweep, per rate)."""
-    out = _pending("rec_clf_cost_cpu", "rec_lr_cost_gpu", "rec_lr_cost_cpu")
+COST_KEYS = ("rec_clf_cost_hours_low", "rec_clf_cost_hours_high", "rec_red_clf_epochs", "rec_red_clf_minutes",
+             "rec_red_clf_device", "rec_lr_cost_gpu", "rec_lr_cost_cpu_low", "rec_lr_cost_cpu_high", "rec_lr_cost_cpu_device")
+
+
+def cifar10_costs() -> dict[str, str | float | int]:
+    """What CIFAR-10's classifier and learning-rate sweep cost, from records: Table 3's epochs on the CPU
+    in hours, scaled from each run that trained the reduced classifier (their minutes, joined by "and");
+    twice the paper-profile classifier's training minutes (the sweep on its GPU); the reduced sweep's
+    minutes per rate and its device."""
+    out = _pending(*COST_KEYS)
     epochs = make_config("paper", "cifar10").clf_epochs
     red, sweep = table8_run("cifar10", "classifier"), table8_run("cifar10", "lr_sweep")
     if red:
         runs = _reduced_classifier_runs(red, sweep)
         hours = [m * epochs / red["config"]["clf_epochs"] / 60 for m, _, _ in runs]
-        span = f"{hours[0]:.1f}" if len(runs) == 1 else f"{min(hours):.1f}-{max(hours):.1f}"
-        out["rec_clf_cost_cpu"] = (f"Table 3's {epochs} epochs would take about {span} hours, from the reduced profile's "
-                                   f"{red['config']['clf_epochs']}, which took "
-                                   + " and ".join(f"{m:.0f} min on {device} on {day}" for m, device, day in runs))
-        if len(runs) > 1:
-            same = len({device for _, device, _ in runs}) == 1
-            out["rec_clf_cost_cpu"] += (" (the same weights key twice: the learning-rate sweep below retrained it"
-                                        + ("; the two machines carry the same device label)" if same else ")"))
+        out |= {"rec_clf_cost_hours_low": min(hours), "rec_clf_cost_hours_high": max(hours),
+                "rec_red_clf_epochs": red["config"]["clf_epochs"],
+                "rec_red_clf_minutes": " and ".join(f"{m:.0f}" for m, _, _ in runs),
+                "rec_red_clf_device": " and ".join(sorted({device for _, device, _ in runs}))}
     if paper := classifier("cifar10"):
-        out["rec_lr_cost_gpu"] = (f"about {2 * paper['wall_s']['train'] / 60:.0f} minutes on {paper['provenance']['device']}, "
-                                  "twice the recorded classifier's training")
+        out["rec_lr_cost_gpu"] = 2 * paper["wall_s"]["train"] / 60
     if sweep:
         minutes = [w["train_wall_s"] / 60 for w in sweep["results"]["weights"].values()]
-        out["rec_lr_cost_cpu"] = f"{min(minutes):.0f}-{max(minutes):.0f} minutes per rate on {sweep['provenance']['device']}"
+        out |= {"rec_lr_cost_cpu_low": min(minutes), "rec_lr_cost_cpu_high": max(minutes),
+                "rec_lr_cost_cpu_device": sweep["provenance"]["device"]}
     return out
 
 
@@ -465,18 +390,6 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
     if row and not row["cached"] and row["key"] == red["results"]["weights_key"]:
         runs.append((row["train_wall_s"] / 60, *when(sweep)))
     return runs
-
-
-def classifiers_on() -> str:
-    """Where each dataset's paper-profile classifier was recorded, as a sentence."""
-    mnist, cifar = (recorded_on(ds, ("classifier",)) for ds in ("mnist", "cifar10"))
-    if mnist == cifar:
-        return f"Both paper-profile classifiers were recorded on {mnist}." if mnist != PENDING else \
-            "No paper-profile classifier is recorded yet."
-    if PENDING in (mnist, cifar):
-        done, where, missing = ("MNIST", mnist, "CIFAR-10") if cifar == PENDING else ("CIFAR-10", cifar, "MNIST")
-        return f"The paper-profile {done} classifier was recorded on {where}; the {missing} one is not recorded yet."
-    return f"The paper-profile classifiers were recorded on {mnist} (MNIST) and {cifar} (CIFAR-10)."
 
 
 def baselines_table(dataset: str) -> pd.DataFrame | str:
@@ -809,8 +722,9 @@ def deviations(doc: dict) -> pd.DataFrame:
     """Every config field of a recorded run that differs from the paper profile's, with both values."""
     theirs = make_config("paper", doc["dataset"]).to_dict()
     show = lambda v: "all" if v is None else v
+    config = {**RECIPE_DEFAULTS, **doc["config"]}  # a record older than the recipe fields used their defaults
     rows = [{"field": k, "paper profile": show(theirs[k]), "this run": show(v)}
-            for k, v in doc["config"].items() if k not in ("profile", "device") and v != theirs[k]]
+            for k, v in config.items() if k not in ("profile", "device") and v != theirs[k]]
     return pd.DataFrame(rows, columns=["field", "paper profile", "this run"]).astype(str).set_index("field")
 
 

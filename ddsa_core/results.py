@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import cache, data
-from .config import Config
+from .config import RECIPE_DEFAULTS, Config
 from .runtime import REPO_ROOT, provenance
 
 
@@ -114,9 +114,24 @@ def describe(doc: dict) -> str:
     return f"{prov['device']}, commit {prov['commit'][:7]}, {prov['date'][:10]}, {wall_total(doc) / 60:.1f} min"
 
 
+#: How :func:`classifier_recipe` names each recipe field that differs from Table 3 read literally.
+RECIPE_LABELS = {"clf_loss": {"keras_clipped": "Keras loss"}, "clf_checkpoint": {"best_val": "best epoch"}}
+
+
+def classifier_recipe(config: dict) -> str:
+    """The classifier recipe a recorded config trained, short: "Table 3 literal", or what differs from it
+    ("dropout 0.75", "Keras loss", "best epoch"). A record made before the recipe fields existed used
+    :data:`~ddsa_core.config.RECIPE_DEFAULTS`."""
+    recipe = {**RECIPE_DEFAULTS, **{k: config[k] for k in RECIPE_DEFAULTS if k in config}}
+    parts = [RECIPE_LABELS.get(k, {}).get(v, f"dropout {v}" if k == "clf_dropout" else f"{k}={v}")
+             for k, v in recipe.items() if v != RECIPE_DEFAULTS[k]]
+    return " + ".join(parts) or "Table 3 literal"
+
+
 def provenance_table(docs: list[dict]) -> "pd.DataFrame":
-    """One row per recorded document: where, when and by which commit it ran, its wall time, and every
-    config field in which it deviates from its profile's defaults (``field=value``, or blank)."""
+    """One row per recorded document: where, when and by which commit it ran, its wall time, the
+    classifier recipe it attacked (:func:`classifier_recipe`), and every other config field in which it
+    deviates from its profile's defaults (``field=value``, or blank)."""
     import pandas as pd
 
     from .config import make_config
@@ -124,11 +139,18 @@ def provenance_table(docs: list[dict]) -> "pd.DataFrame":
     rows = []
     for doc in docs:
         default = make_config(doc["profile"], doc["dataset"], seed=doc["seed"]).to_dict()
-        deviations = [f"{k}={v}" for k, v in doc["config"].items() if k != "device" and default.get(k) != v]
+        deviations = [f"{k}={v}" for k, v in doc["config"].items()
+                      if k != "device" and k not in RECIPE_DEFAULTS and default.get(k) != v]
         rows.append({"record": f"{doc['profile']}/{doc['dataset']}/{doc['name']}", "device": doc["provenance"]["device"],
                      "commit": doc["provenance"]["commit"][:7], "date": doc["provenance"]["date"][:10],
-                     "wall time (min)": round(wall_total(doc) / 60, 1), "deviations": ", ".join(deviations)})
+                     "wall time (min)": round(wall_total(doc) / 60, 1), "classifier": classifier_recipe(doc["config"]),
+                     "deviations": ", ".join(deviations)})
     return pd.DataFrame(rows).set_index("record")
+
+
+def provenance_of(profile: str, dataset: str, names: tuple[str, ...]) -> "pd.DataFrame":
+    """:func:`provenance_table` of the records ``names`` of ``profile``/``dataset`` that exist."""
+    return provenance_table([doc for name in names if (doc := load(profile, dataset, name)) is not None])
 
 
 def describe_training(doc: dict, commit: bool = False) -> str:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import cache, data
-from .config import Config
+from .config import RECIPE_DEFAULTS, Config
 from .evaluation import accuracy
 from .models import build_classifier
 from .runtime import progress, resolve_device
@@ -134,13 +134,11 @@ def monitor_split(dataset: str) -> str:
     return "val" if "val" in data.SPLITS[dataset] else "test"
 
 
-# The recipe fields at these values are left out of the key, so the classifiers trained before the
-# fields existed keep their keys (and the committed records that name them stay valid).
-RECIPE_DEFAULTS = {"clf_loss": "logits", "clf_dropout": 0.25, "clf_checkpoint": "last"}
-
-
 def classifier_key(cfg: Config) -> str:
-    """Hash of everything that determines the classifier's weights."""
+    """Hash of everything that determines the classifier's weights.
+
+    The recipe fields at :data:`RECIPE_DEFAULTS` are left out of the key, so the classifiers trained
+    before the fields existed keep their keys (and the committed records that name them stay valid)."""
     recipe = {f: getattr(cfg, f) for f, default in RECIPE_DEFAULTS.items() if getattr(cfg, f) != default}
     return cache.content_key(
         kind="classifier", arch=f"table2-{cfg.dataset}", dataset=cfg.dataset, source=data.data_source(cfg.dataset),

@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 import torch
 
 from ddsa_core import paper, reports, results
@@ -28,6 +29,19 @@ def test_provenance_table_lists_each_record_and_only_its_deviations(tmp_path, mo
     assert table["wall time (min)"].tolist() == [2.0, 0.5]
     assert table["deviations"].tolist() == ["", "cw_size=100"]
     assert table["commit"].str.len().eq(7).all()
+    assert table["classifier"].tolist() == ["dropout 0.75"] * 2
+
+
+def test_provenance_table_names_the_classifier_of_a_record_older_than_the_recipe_fields(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    old = results.record("a", make_config("paper", "mnist"), {}, {"this_run": 60.0}, torch.device("cpu"))
+    for field in ("clf_loss", "clf_dropout", "clf_checkpoint"):  # as written before these fields existed
+        del old["config"][field]
+    row = results.provenance_table([old]).iloc[0]
+    assert (row["classifier"], row["deviations"]) == ("Table 3 literal", "")  # the recipe shows once, as the classifier
+    keras = results.record("b", make_config("paper", "mnist", clf_loss="keras_clipped", clf_checkpoint="best_val"),
+                           {}, {"this_run": 60.0}, torch.device("cpu"))
+    assert results.provenance_table([keras]).iloc[0]["classifier"] == "Keras loss + dropout 0.75 + best epoch"
 
 def test_clean_accuracy_glue_covers_every_dataset_even_those_not_run():
     glue = reports.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
@@ -104,9 +118,7 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model, clf: live)
     assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
     pending = recorded.epsilon_sweep_glue("cifar10")
-    assert {v for k, v in pending.items() if k not in ("rec_eps_origin", "rec_eps_settings")} == {recorded.PENDING}
-    assert pending["rec_eps_origin"].endswith("the command at the end of this paragraph records it.")  # no "--" in glued text:
-    assert "--" not in "".join(pending.values())  # Sphinx's smart quotes would print it as a dash
+    assert set(pending.values()) == {recorded.PENDING}
     reports.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
     back = recorded.epsilon_sweep("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
@@ -115,39 +127,19 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
     assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(recorded.EPS_KEYS)
     assert recorded._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
-    assert glue["rec_eps_settings"] == "Its settings differ from the paper profile in attack_size 20 (paper profile: all)."
     assert glue["rec_eps_training"] == "classifier 2 min, DDSA with its PGD training pairs 3 min"
-    assert glue["rec_eps_origin"].startswith("It ran on cpu") and "(classifier 2 min, DDSA with its PGD training pairs 3 min)" in glue["rec_eps_origin"]
+    assert glue["rec_eps_device"].startswith("cpu")
 
 
-def test_sweep_origin_tells_other_settings_from_another_device():
-    """Figure 5's caption: same weights' settings on the gray-box run's device, the same settings
-    retrained on another device, or settings that differ from that run's."""
-    from ddsa_core.recorded import _sweep_origin
+def test_changed_weights_names_the_models_whose_keys_differ_from_the_gray_box_run():
+    from ddsa_core.recorded import changed_weights
 
     sweep = lambda device, clf_key: {"provenance": {"device": device},
                                      "results": {"weights": {"classifier": {"key": clf_key}, "ddsa": {"key": "d"}}}}
     gray = {"provenance": {"device": "cuda (H100)"}, "results": {"classifier_key": "c", "weights_keys": {"ddsa": "d"}}}
-    same = _sweep_origin(sweep("cuda (H100)", "c"), gray, "t")
-    assert "as the gray-box run did" in same and "trained there" not in same
-    moved = _sweep_origin(sweep("cpu", "c"), gray, "t")
-    assert "not on the gray-box run's cuda (H100)" in moved and "another device" in moved and "key" not in moved
-    for device in ("cuda (H100)", "cpu"):
-        other = _sweep_origin(sweep(device, "other"), gray, "t")
-        assert "trained there (t)" in other and "The classifier weights' key differs" in other
-        assert ("another device" in other) == (device == "cpu")
-
-
-def test_beta_origin_tells_the_gray_box_ddsa_from_a_retrained_or_other_one():
-    from ddsa_core.recorded import _beta_origin
-
-    sweep = lambda device, key, cached: {"provenance": {"device": device},
-                                         "results": {"weights": {"1": {"key": key, "cached": cached}}}}
-    gray = {"provenance": {"device": "cuda (H100)"}, "results": {"classifier_key": "c", "weights_keys": {"ddsa": "d"}}}
-    assert _beta_origin(sweep("cuda (H100)", "d", False), 1.0, gray).endswith("Its β = 1 row has the gray-box table's DDSA key.")
-    assert _beta_origin(sweep("cpu", "d", True), 1.0, gray).endswith("Its β = 1 row has the gray-box table's DDSA key.")
-    assert "retrained the gray-box table's DDSA on another device" in _beta_origin(sweep("cpu", "d", False), 1.0, gray)
-    assert "their weights' keys differ" in _beta_origin(sweep("cuda (H100)", "x", False), 1.0, gray)
+    assert changed_weights(sweep("cuda (H100)", "c"), gray) == []
+    assert changed_weights(sweep("cpu", "c"), gray) == []  # another device: the same models retrained, not other ones
+    assert changed_weights(sweep("cpu", "other"), gray) == ["classifier"]
 
 
 def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tmp_path, monkeypatch):
@@ -179,22 +171,8 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
     assert set(results.load("paper", "mnist", "beta_sweep")["wall_s"]) == {f"train beta {b}" for b in ("0.1", "1", "10")} | {"this_run"}
     glue = recorded.beta_sweep_glue("mnist")
     assert set(glue) == set(recorded.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
-    assert glue["rec_bs_verdict"] == ("β = 10 ends best, at 0.970 against 0.950 for the book's β = 1: "
-                                      "a gap of 2.0 points, within one measurement's noise")  # ±7.5 points on 20 images
-    assert glue["rec_bs_origin"].startswith("This run trained β = 0.1, 10 on cpu")  # no gray-box run recorded here
-    assert glue["rec_bs_origin"].endswith("; it loaded β = 1 from the cache, trained earlier with the same key.")
-
-
-def test_beta_verdict_names_the_best_rate_ties_and_a_missing_book_rate():
-    from ddsa_core.recorded import _beta_verdict
-
-    acc = lambda *values: pd.Series(values, index=[0.1, 1.0, 10.0][:len(values)])
-    assert _beta_verdict(acc(0.90, 0.95, 0.91), 1.0, 0.01) == (
-        "The book's β = 1 ends best, at 0.950, ahead of the next, β = 10 (0.910), by 4.0 points, beyond one measurement's noise")
-    assert _beta_verdict(acc(0.95, 0.95, 0.91), 1.0, 0.01) == "The book's β = 1 ends best, at 0.950, level with β = 0.1"
-    assert _beta_verdict(acc(0.99, 0.95, 0.91), 1.0, 0.01).endswith("a gap of 4.0 points, beyond one measurement's noise")
-    assert _beta_verdict(pd.Series([0.9, 0.8], index=[0.1, 10.0]), 1.0, 0.01) == (
-        "β = 0.1 ends best, at 0.900; the book's β = 1 was not among the rates swept")
+    assert (glue["rec_bs_book"], glue["rec_bs_rival"], glue["rec_bs_rival_acc"]) == (0.95, "10", 0.97)
+    assert glue["rec_bs_lead"] == pytest.approx(-2.0) and glue["rec_bs_noise"] == pytest.approx(7.5, abs=0.1)  # 20 images
 
 
 def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
@@ -235,8 +213,7 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     monkeypatch.setattr(reports.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
     assert recorded.lr_sweep("cifar10") is None
     pending = recorded.lr_sweep_glue("cifar10")
-    assert set(pending) == set(recorded.LR_KEYS) and all(recorded.PENDING in v for v in pending.values())
-    assert pending["rec_lr_text"].startswith("No learning-rate sweep of cifar10 is recorded yet")
+    assert set(pending) == set(recorded.LR_KEYS) and set(pending.values()) == {recorded.PENDING}
     cfg = make_config("reduced", "cifar10", test_size=20)
     with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
         reports.lr_sweep(cfg, lrs=(1e-3, -1.0))
@@ -250,31 +227,17 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(recorded.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
     assert set(results.load("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
     glue = recorded.lr_sweep_glue("cifar10")
-    assert set(glue) == set(recorded.LR_KEYS) and not any(recorded.PENDING in v for v in glue.values())
-    text = glue["rec_lr_text"]
-    assert text.startswith("Recorded in the reduced profile over 10 epochs, on 20 test images. Its settings differ from "
-                           "the paper profile in clf_epochs 10 (paper profile: 64); test_size 20 (paper profile: all).")
-    assert "ae_" not in text and "attack_size" not in text  # only what shapes the classifier
-    assert "This run trained lr = 0.001 on cpu" in text and "it loaded lr = 0.0001 from the cache" in text
-    assert text.endswith(
-        "At Table 3's rate (0.001) the training loss gets no lower than 0.800 and ends at 0.800, with test accuracy "
-        "0.600; at 0.0001 the loss ends at 0.300 and test accuracy at 0.750, +15.0 points, within one measurement's "
-        "noise (±19.0).")  # 20 images; no paper-profile classifier recorded here, so no word on where it turned
+    assert set(glue) == set(recorded.LR_KEYS)
+    assert (glue["rec_lr_profile"], glue["rec_lr_epochs"], glue["rec_lr_images"], glue["rec_lr_other"]) == ("reduced", 10, "20", "0.0001")
+    assert list(recorded.lr_deviations(results.load("reduced", "cifar10", "lr_sweep")).index) == ["clf_epochs", "test_size"]
+    assert (glue["rec_lr_t3_min_loss"], glue["rec_lr_t3_final_loss"], glue["rec_lr_t3_acc"]) == pytest.approx((0.8, 0.8, 0.6))
+    assert (glue["rec_lr_other_final_loss"], glue["rec_lr_other_acc"]) == pytest.approx((0.3, 0.75))
+    assert glue["rec_lr_gap"] == pytest.approx(15.0) and glue["rec_lr_noise"] == pytest.approx(19.0, abs=0.05)  # 20 images
+    assert glue["rec_lr_paper_epochs"] == 0  # no paper-profile classifier recorded here
     paper = [{"epoch": e, "loss": abs(e - 11) / 10 + 0.7, "test_acc": 0.6} for e in range(1, 13)]  # lowest at epoch 11
     results.record("classifier", make_config("paper", "cifar10"), {"history": paper}, {"train": 1.0}, torch.device("cpu"))
-    assert recorded.lr_sweep_glue("cifar10")["rec_lr_text"].endswith(
-        " This run stops after 10 epochs, while the paper-profile run at Table 3's rate reached its lowest training "
-        "loss, 0.70, at epoch 11 of 12: it shows how far each rate fits the training set early on, not how either run ends.")
-
-
-def test_lr_verdict_takes_table_3s_rate_from_the_paper_profile_not_from_the_run():
-    from ddsa_core.recorded import _lr_verdict
-
-    rows = pd.DataFrame({"lr": [1e-3, 1e-4], "test_accuracy": [0.6, 0.7], "final_loss": [0.8, 0.4],
-                         "min_loss": [0.79, 0.4]}).set_index("lr")
-    assert _lr_verdict(rows, 1e-3, 10_000).startswith("At Table 3's rate (0.001) the training loss gets no lower than 0.790")
-    assert "beyond one measurement's noise (±0.9)" in _lr_verdict(rows, 1e-3, 10_000)
-    assert _lr_verdict(rows, 0.01, 100) == "Table 3's rate (0.01) was not among the rates swept."
+    glue = recorded.lr_sweep_glue("cifar10")
+    assert (glue["rec_lr_paper_low_loss"], glue["rec_lr_paper_low_epoch"], glue["rec_lr_paper_epochs"]) == (pytest.approx(0.7), 11, 12)
 
 
 def test_settings_glue_states_each_profiles_sizes_as_configured():
