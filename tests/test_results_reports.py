@@ -32,6 +32,14 @@ def test_provenance_table_lists_each_record_and_only_its_deviations(tmp_path, mo
     assert table["classifier"].tolist() == ["dropout 0.75"] * 2
 
 
+def test_provenance_of_lists_the_records_that_exist_in_the_order_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    for name in ("b", "a"):
+        results.record(name, make_config("paper", "mnist"), {}, {"this_run": 60.0}, torch.device("cpu"))
+    table = results.provenance_of("paper", "mnist", ("a", "missing", "b"))
+    assert list(table.index) == ["paper/mnist/a", "paper/mnist/b"]
+
+
 def test_provenance_table_names_the_classifier_of_a_record_older_than_the_recipe_fields(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     old = results.record("a", make_config("paper", "mnist"), {}, {"this_run": 60.0}, torch.device("cpu"))
