@@ -482,7 +482,7 @@ def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: 
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
 
 VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
-                "ddsa_paper_white_pgd", "sentence")
+                "ddsa_paper_white_pgd", "category")
 
 
 def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
@@ -682,7 +682,7 @@ def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
     return (f"{scale} On the first {v['images']} test images, at eps {cfg.eps:g}, DDSA keeps {v['ddsa_worst']} under "
             f"the adaptive battery (the lowest single attack: {v['ddsa_breaker']}), against {v['ddsa_gray_pgd']} under the "
             f"paper's PGD crafted gray-box (on the first {v['gray_images']}); DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
-            f"undefended classifier {v['none_worst']}. {v['sentence']}{cost} "
+            f"undefended classifier {v['none_worst']}. Its verdict: {v['category']}.{cost} "
             f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])} sanity checks pass.")
 
 

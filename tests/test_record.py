@@ -92,16 +92,14 @@ def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():
     assert (out["images"], out["gray_images"]) == ("10", "20")  # the battery's and the gray-box rows' own counts
 
 
-def test_the_verdict_sentence_follows_the_adaptive_and_gray_box_numbers():
+def test_the_verdict_category_follows_the_adaptive_and_gray_box_numbers():
     battery = lambda w: pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [w, w], "images": [10] * 2})
     weaker = lambda g: pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [g], "images": [20]})
-    sentence = lambda w, g: adaptive_reports.verdict(battery(w), weaker(g), "mnist")["sentence"]
-    assert sentence(0.0, 0.9).startswith("DDSA buys robustness only against an attacker who does not know it is there")
-    assert sentence(0.0, 0.16).startswith("DDSA buys little robustness here even against")  # gray-box near chance too
-    assert "both near or below chance" in sentence(0.0, 0.16)
-    assert "the gray-box figure overstates it" in sentence(0.5, 0.9)
-    assert "the adaptive attacks do not break it" in sentence(0.85, 0.9)
-
+    category = lambda w, g: adaptive_reports.verdict(battery(w), weaker(g), "mnist")["category"]
+    assert category(0.0, 0.9) == "gray-box only"
+    assert category(0.0, 0.16) == category(0.2, 0.2) == "no robustness"  # near chance: at most 2 x 10 %
+    assert category(0.5, 0.9) == "overstated" and category(0.85, 0.9) == "holds"
+    assert {category(w, g) for w in (0, 0.3, 0.9) for g in (0, 0.5, 0.95)} == set(adaptive_reports.VERDICT_CATEGORIES)
 
 def test_describe_names_device_commit_date_and_minutes():
     doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
