@@ -657,47 +657,30 @@ def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] |
     return {r["defense"]: r["clean_accuracy"] for r in pgd} | {"images": pgd[0]["images"]}
 
 
-def cpu_adaptive_paragraph(dataset: str, profile: str = CPU_PROFILE) -> str:
-    """The recorded ``profile`` adaptive run of ``dataset`` in one paragraph: its scale, clean accuracy (from the
-    gray-box record of the same weights), each defense's worst case and the checks; or one sentence while it is pending."""
+def cpu_adaptive_glue(dataset: str, profile: str = CPU_PROFILE) -> dict[str, str | float | int] | None:
+    """The recorded ``profile`` adaptive run of ``dataset`` as values (``c10_*``): its provenance and scale,
+    clean accuracy without and behind each denoiser (from the gray-box record of the same weights, else
+    ``None``), :func:`~ddsa_core.adaptive_reports.verdict`'s numbers, DDSA's clean cost and gray-box gain
+    in points, and the sanity checks passed; ``None`` before the run exists."""
     rec = adaptive_frames(dataset, profile)
     if rec is None:
-        return (f"No {profile}-profile adaptive run of {dataset} is recorded yet ({cpu_record_command(dataset, profile)} "
-                "records it, and this paragraph then gives its numbers).")
+        return None
     cfg = Config(**rec["config"])
     v = adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset)
     clean = _clean_behind(_doc(dataset, "gray_box", profile), rec["keys"])
-    pct = lambda a: f"{100 * a:.1f}%"
-    scale = (f"Recorded run: {rec['provenance']}, the {profile} profile. Its classifier trains for {cfg.clf_epochs} "
-             f"epochs on the first {cfg.train_size or data.TRAIN_SIZE[dataset]:,} training images, DDSA and DDA for "
-             f"{cfg.ae_epochs} epochs on the PGD examples of {denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,} of them")
+    gray = rec["weaker"][rec["weaker"].threat_model == "gray-box"].set_index("defense").accuracy
+    out = {f"c10_{k}": v[k] for k in ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd",
+                                       "dda_worst", "adv_worst", "none_worst", "category")}
+    out |= {"c10_provenance": rec["provenance"], "c10_profile": profile, "c10_clf_epochs": cfg.clf_epochs,
+            "c10_train_images": f"{cfg.train_size or data.TRAIN_SIZE[dataset]:,}", "c10_ae_epochs": cfg.ae_epochs,
+            "c10_ae_images": f"{denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,}", "c10_eps": f"{cfg.eps:g}",
+            "c10_gain": float(100 * (gray["DDSA"] - gray["No defense"])),
+            "c10_checks_passed": int(rec["checks"].passed.sum()), "c10_checks": len(rec["checks"])}
     if clean is None:
-        scale += (". No gray-box record of the same weights gives their clean accuracy "
-                  f"({cpu_record_command(dataset, profile)} records both).")
-    else:
-        scale += (f". On the first {clean['images']:,} test images the classifier alone is right on "
-                  f"{pct(clean['No defense'])} (the paper's: {100 * paper.CLEAN_ACCURACY[dataset]:.2f}%), behind DDSA on "
-                  f"{pct(clean['DDSA'])} and behind DDA on {pct(clean['DDA'])}.")
-    cost = "" if clean is None else " " + _clean_cost(clean, rec["weaker"])
-    return (f"{scale} On the first {v['images']} test images, at eps {cfg.eps:g}, DDSA keeps {v['ddsa_worst']} under "
-            f"the adaptive battery (the lowest single attack: {v['ddsa_breaker']}), against {v['ddsa_gray_pgd']} under the "
-            f"paper's PGD crafted gray-box (on the first {v['gray_images']}); DDA keeps {v['dda_worst']}, adversarial training {v['adv_worst']} and the "
-            f"undefended classifier {v['none_worst']}. Its verdict: {v['category']}.{cost} "
-            f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])} sanity checks pass.")
-
-
-def _clean_cost(clean: dict[str, float], weaker: pd.DataFrame) -> str:
-    """What DDSA's reconstruction costs in clean accuracy, set against what it saves under gray-box PGD."""
-    gray = weaker[weaker.threat_model == "gray-box"].set_index("defense").accuracy
-    drop, gain = 100 * (clean["No defense"] - clean["DDSA"]), 100 * (gray["DDSA"] - gray["No defense"])
-    if drop <= 0:
-        return f"DDSA costs no clean accuracy here and adds {gain:.1f} points under gray-box PGD."
-    text = (f"Its reconstruction costs {drop:.1f} points of clean accuracy and adds {gain:.1f} under gray-box PGD over "
-            "the undefended classifier.")
-    if clean["DDSA"] <= 2 * sanity.CHANCE:
-        text += (f" Behind DDSA the classifier is right on only {100 * clean['DDSA']:.1f}% of clean images, so that caps "
-                 "every robust accuracy above: at this scale the denoiser is barely trained.")
-    return text
+        return out | dict.fromkeys(("c10_clean_images", "c10_clean_none", "c10_clean_ddsa", "c10_clean_dda", "c10_drop"))
+    return out | {"c10_clean_images": f"{clean['images']:,}", "c10_clean_none": clean["No defense"],
+                  "c10_clean_ddsa": clean["DDSA"], "c10_clean_dda": clean["DDA"],
+                  "c10_drop": float(100 * (clean["No defense"] - clean["DDSA"]))}
 
 
 # --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---

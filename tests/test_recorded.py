@@ -430,13 +430,13 @@ def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
         assert not re.search(r"recorded\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build
 
 
-def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):
+def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):
     import json
     import shutil
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert recorded.cpu_adaptive_table("cifar10").startswith(f"{recorded.PENDING}: no quick-profile adaptive run")
-    assert recorded.cpu_adaptive_paragraph("cifar10").startswith("No quick-profile adaptive run of cifar10 is recorded yet (python -m")
+    assert recorded.cpu_adaptive_glue("cifar10") is None
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)
     for name in ("adaptive", "gray_box"):  # the committed records (.gitignore keeps these two of results/quick)
@@ -446,19 +446,15 @@ def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_o
     gray = json.loads((here / "gray_box.json").read_text())
     clean = {r["defense"]: r["clean_accuracy"] for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     assert len({r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] == "DDSA"}) > 1  # C&W's rows differ
-    text = recorded.cpu_adaptive_paragraph("cifar10")
-    assert "`" not in text  # {glue:text} renders text as it is: markup would show
-    assert f"DDSA keeps {100 * worst['DDSA']:.1f}% under the adaptive battery" in text
-    assert f"the classifier alone is right on {100 * clean['No defense']:.1f}%" in text
-    assert f"behind DDSA on {100 * clean['DDSA']:.1f}%" in text and f"behind DDA on {100 * clean['DDA']:.1f}%" in text
+    glued = recorded.cpu_adaptive_glue("cifar10")
+    assert glued["c10_ddsa_worst"] == f"{100 * worst['DDSA']:.1f}%"
+    assert (glued["c10_clean_none"], glued["c10_clean_ddsa"], glued["c10_clean_dda"]) == (clean["No defense"], clean["DDSA"], clean["DDA"])
     gray_pgd = {r["defense"]: r["accuracy"] for r in run["weaker"] if r["threat_model"] == "gray-box"}
-    drop, gain = 100 * (clean["No defense"] - clean["DDSA"]), 100 * (gray_pgd["DDSA"] - gray_pgd["No defense"])
-    assert f"costs {drop:.1f} points of clean accuracy and adds {gain:.1f} under gray-box PGD" in text
-    assert "On the first 100 test images the classifier alone" in text and "gray-box (on the first 100)" in text
-    assert "On the first 50 test images, at eps 0.2" in text
-    assert "barely trained" in text  # DDSA at 19% clean: every robust accuracy is capped by it
+    assert glued["c10_drop"] == pytest.approx(100 * (clean["No defense"] - clean["DDSA"]))
+    assert glued["c10_gain"] == pytest.approx(100 * (gray_pgd["DDSA"] - gray_pgd["No defense"]))
+    assert (glued["c10_clean_images"], glued["c10_gray_images"], glued["c10_images"], glued["c10_eps"]) == ("100", "100", "50", "0.2")
     checks = run["checks"]
-    assert f"{sum(c['passed'] for c in checks)} of {len(checks)} sanity checks pass" in text
+    assert (glued["c10_checks_passed"], glued["c10_checks"]) == (sum(c["passed"] for c in checks), len(checks))
     assert list(recorded.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
     for field, name in (("weights_keys", "ddsa"), ("weights_keys", "dda"), ("classifier_key", None)):
         other = json.loads(json.dumps(gray))  # a gray-box record of other weights is not quoted
@@ -467,16 +463,6 @@ def test_the_cpu_scale_adaptive_paragraph_reads_the_run_and_the_clean_accuracy_o
         else:
             other["results"][field] = "another model"
         (here / "gray_box.json").write_text(json.dumps(other))
-        assert "No gray-box record of the same weights" in recorded.cpu_adaptive_paragraph("cifar10"), field
+        assert recorded.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
 
 
-def test_the_clean_cost_of_ddsa_is_set_against_what_it_adds_gray_box():
-    import pandas as pd
-
-    weaker = pd.DataFrame({"defense": ["No defense", "DDSA"], "threat_model": ["gray-box"] * 2, "accuracy": [0.0, 0.5]})
-    assert recorded._clean_cost({"No defense": 0.9, "DDSA": 0.69}, weaker) == (
-        "Its reconstruction costs 21.0 points of clean accuracy and adds 50.0 under gray-box PGD over the undefended classifier.")
-    assert recorded._clean_cost({"No defense": 0.4, "DDSA": 0.19}, weaker).endswith(
-        "right on only 19.0% of clean images, so that caps every robust accuracy above: at this scale the denoiser is barely trained.")
-    assert recorded._clean_cost({"No defense": 0.9, "DDSA": 0.92}, weaker) == (
-        "DDSA costs no clean accuracy here and adds 50.0 points under gray-box PGD.")
