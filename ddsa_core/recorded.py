@@ -27,6 +27,16 @@ def _doc(dataset: str, name: str, profile: str = "paper") -> dict | None:
     return results.load(profile, dataset, name)
 
 
+RECORD_COMMAND = "python -m ddsa_core.record"
+
+
+def missing(name: str, dataset: str, profile: str = "paper", stages: tuple[str, ...] | None = None) -> str:
+    """What a table shows in place of a record that does not exist: :data:`PENDING`, the record's path
+    and the command that makes it (``stages``: the stages that command runs, default ``name``)."""
+    return (f"{PENDING}: results/{profile}/{dataset}/{name}.json ({RECORD_COMMAND} --profile {profile} "
+            f"--dataset {dataset} --stages {' '.join(stages or (name,))})")
+
+
 def _results(doc: dict | None) -> dict | None:
     return doc["results"] if doc else None
 
@@ -65,7 +75,7 @@ def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
 def no_defense_table(dataset: str) -> pd.DataFrame | str:
     """The "No defense" column of the recorded attack run, or why it is missing."""
     run = _results(_doc(dataset, "attacks_no_defense"))
-    return reports.no_defense_table(run, dataset) if run else f"{PENDING}: no paper-profile attack run of {dataset} is recorded yet"
+    return reports.no_defense_table(run, dataset) if run else missing("attacks_no_defense", dataset)
 
 
 def no_defense_glue(dataset: str, attacks: tuple[str, ...] = ("fgsm", "pgd")) -> dict[str, str]:
@@ -205,7 +215,7 @@ def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:
 def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
     """The recorded gray-box table beside the paper's and the sparsity statistics, or why they are missing."""
     if doc is None:
-        return f"{PENDING}: no paper-profile gray-box run of {dataset} is recorded yet"
+        return missing("gray_box", dataset)
     return [reports.gray_box_table(doc["results"], dataset), reports.sparsity_frame(doc["results"])]
 
 
@@ -395,7 +405,7 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
 def baselines_table(dataset: str) -> pd.DataFrame | str:
     """The baselines table of the recorded run, or why it is missing."""
     run = _results(_doc(dataset, "baselines"))
-    return reports.baselines_table(run) if run else f"{PENDING}: no paper-profile baselines run of {dataset} is recorded yet"
+    return reports.baselines_table(run) if run else missing("baselines", dataset)
 
 
 def baselines_glue(dataset: str) -> dict[str, str]:
@@ -567,8 +577,7 @@ def seed_table(dataset: str) -> pd.DataFrame | str:
     """The recorded key cells over seeds (mean, std, min, max per cell and defense), or why they are missing."""
     doc = _doc(dataset, "seeds")
     if doc is None:
-        return (f"{PENDING}: no paper-profile seeds run of {dataset} is recorded yet "
-                f"(python -m ddsa_core.record --profile paper --dataset {dataset} --stages seeds)")
+        return missing("seeds", dataset)
     return adaptive_reports.seed_table(doc["results"])
 
 
@@ -604,8 +613,7 @@ def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFra
     """The recorded robust-accuracy table (defense × attack), or why it is missing."""
     rec = rec or adaptive_frames(dataset)
     if rec is None:
-        return (f"{PENDING}: no paper-profile adaptive run of {dataset} is recorded yet "
-                f"(python -m ddsa_core.record --profile paper --dataset {dataset})")
+        return missing("adaptive", dataset)
     return adaptive.accuracy_table(rec["battery"])
 
 
@@ -630,16 +638,11 @@ def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]
 CPU_PROFILE = "quick"  # the profile CIFAR-10's battery is recorded in until a GPU records the paper's
 
 
-def cpu_record_command(dataset: str, profile: str = CPU_PROFILE) -> str:
-    """The command that records the gray-box and adaptive stages of ``profile`` for ``dataset``."""
-    return f"python -m ddsa_core.record --profile {profile} --dataset {dataset} --stages gray_box adaptive"
-
-
 def cpu_adaptive_table(dataset: str, profile: str = CPU_PROFILE) -> pd.DataFrame | str:
     """The robust-accuracy table (attack × defense) of the recorded ``profile`` adaptive run, or why it is missing."""
     rec = adaptive_frames(dataset, profile)
     if rec is None:
-        return f"{PENDING}: no {profile}-profile adaptive run of {dataset} is recorded yet ({cpu_record_command(dataset, profile)})"
+        return missing("adaptive", dataset, profile, ("gray_box", "adaptive"))
     return adaptive.accuracy_table(rec["battery"])
 
 
@@ -715,8 +718,7 @@ def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
     """The reduced run's gray-box table beside the paper's, and its deviations from the paper profile, or why they are missing."""
     doc = table8_run(dataset, "gray_box")
     if doc is None:
-        return (f"{PENDING}: no reduced-profile gray-box run of {dataset} is recorded yet (python -m ddsa_core.record "
-                f"--profile {REDUCED} --dataset {dataset} --stages {' '.join(TABLE8_STAGES)})")
+        return missing("gray_box", dataset, REDUCED, TABLE8_STAGES)
     return [reports.gray_box_table(doc["results"], dataset), deviations(doc)]
 
 
@@ -724,7 +726,7 @@ def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
     """The paper's gray-box claims measured on a recorded gray-box run (Table 7 or 8) alone, or why it is missing."""
     doc = table8_run(dataset, "gray_box", profile)
     if doc is None:
-        return f"{PENDING}: no {profile}-profile gray-box run of {dataset} is recorded yet"
+        return missing("gray_box", dataset, profile)
     claims = reports.claims_table({"gray_box": doc["results"]["rows"]}, dataset)
     return claims[claims["threat model"] == "gray-box"].dropna(axis=1, how="all")  # the others' "not measured" notes go
 

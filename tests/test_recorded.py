@@ -435,7 +435,8 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
     import shutil
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.cpu_adaptive_table("cifar10").startswith(f"{recorded.PENDING}: no quick-profile adaptive run")
+    assert recorded.cpu_adaptive_table("cifar10") == (f"{recorded.PENDING}: results/quick/cifar10/adaptive.json "
+                                                      "(python -m ddsa_core.record --profile quick --dataset cifar10 --stages gray_box adaptive)")
     assert recorded.cpu_adaptive_glue("cifar10") is None
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)
