@@ -594,21 +594,6 @@ def seed_glue(dataset: str) -> dict[str, str]:
             **adaptive_reports.seed_glue(doc["results"], prefix="r_s_")}
 
 
-def seed_paragraph(dataset: str, values: dict[str, str] | None = None) -> str:
-    """The recorded seeds run in one paragraph of text, or one sentence saying it is pending (not a
-    paragraph of "pending"s). ``values``: :func:`seed_glue`'s result, if already computed."""
-    g = values or seed_glue(dataset)
-    if g["r_s_provenance"] == PENDING:
-        return (f"No paper-profile seeds run of {dataset} is recorded yet: this build's own seeds are in the section "
-                "on variation over seeds above, and once the command above has recorded the paper-profile seeds, "
-                "this paragraph gives their means and spreads.")
-    return (f"Recorded run: {g['r_s_provenance']}; {g['r_s_seeds']}, on {g['r_s_images']}. Over the seeds "
-            f"(mean ± standard deviation), DDSA keeps {g['r_s_ddsa_gray']} gray-box under PGD (DDA {g['r_s_dda_gray']}), "
-            f"{g['r_s_ddsa_white']} white-box under the paper's PGD, and {g['r_s_ddsa_adaptive']} under the adaptive PGD "
-            f"(DDA {g['r_s_dda_adaptive']}). Seeds whose DDSA leaves clean accuracy below 50%: {g['r_s_failed']} "
-            f"({g['r_s_failed_which']}); denoisers whose collapsed first epoch was rerun: {g['r_s_restarted']}.")
-
-
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """The recorded robust-accuracy table (defense × attack), or why it is missing."""
     rec = rec or adaptive_frames(dataset)
