@@ -20,7 +20,7 @@ def test_pending_glue_has_every_key_the_recorded_run_gives(name, build, tmp_path
     pending = build("mnist")
     assert set(pending) <= set(with_record)  # a chapter gluing the pending keys finds each of them recorded too
     assert all(recorded.PENDING in value for value in pending.values())  # "pending", or a sentence that says it
-    assert not any(recorded.PENDING in value for value in with_record.values())
+    assert not any(isinstance(value, str) and recorded.PENDING in value for value in with_record.values())
 
 
 def test_recorded_glue_reads_the_recorded_numbers():

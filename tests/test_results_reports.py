@@ -135,7 +135,7 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
     assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(recorded.EPS_KEYS)
     assert recorded._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
-    assert glue["rec_eps_training"] == "classifier 2 min, DDSA with its PGD training pairs 3 min"
+    assert (glue["rec_eps_train_clf"], glue["rec_eps_train_ddsa"]) == (2.0, 3.0)
     assert glue["rec_eps_device"].startswith("cpu")
 
 
