@@ -58,7 +58,7 @@ def lab(tmp_path):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "DDSA_RESULTS": str(tmp_path / "results"),
            "DDSA_CACHE": str(cache)}
     env.pop("DDSA_PROGRESS", None)  # the reader's default: widgets
-    shutil.copytree(ROOT / "results" / "paper", tmp_path / "results" / "paper")  # the records the chapter reads
+    shutil.copytree(ROOT / "results", tmp_path / "results")  # every record a reader's clone holds: chapter 2 reads paper and reduced
     token, port = secrets.token_hex(16), _free_port()
     cmd = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
