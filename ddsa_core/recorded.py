@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
-from .config import RECIPE_DEFAULTS, Config, denoiser_train_size, make_config
+from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
 PENDING = "pending"
@@ -691,7 +691,7 @@ def deviations(doc: dict) -> pd.DataFrame:
     """Every config field of a recorded run that differs from the paper profile's, with both values."""
     theirs = make_config("paper", doc["dataset"]).to_dict()
     show = lambda v: "all" if v is None else v
-    config = {**RECIPE_DEFAULTS, **doc["config"]}  # a record older than the recipe fields used their defaults
+    config = results.recorded_config(doc["config"])
     rows = [{"field": k, "paper profile": show(theirs[k]), "this run": show(v)}
             for k, v in config.items() if k not in ("profile", "device") and v != theirs[k]]
     return pd.DataFrame(rows, columns=["field", "paper profile", "this run"]).astype(str).set_index("field")

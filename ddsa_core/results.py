@@ -118,11 +118,16 @@ def describe(doc: dict) -> str:
 RECIPE_LABELS = {"clf_loss": {"keras_clipped": "Keras loss"}, "clf_checkpoint": {"best_val": "best epoch"}}
 
 
+def recorded_config(config: dict) -> dict:
+    """A recorded config with every recipe field: a record made before those fields existed trained
+    with :data:`~ddsa_core.config.RECIPE_DEFAULTS`."""
+    return {**RECIPE_DEFAULTS, **config}
+
+
 def classifier_recipe(config: dict) -> str:
     """The classifier recipe a recorded config trained, short: "Table 3 literal", or what differs from it
-    ("dropout 0.75", "Keras loss", "best epoch"). A record made before the recipe fields existed used
-    :data:`~ddsa_core.config.RECIPE_DEFAULTS`."""
-    recipe = {**RECIPE_DEFAULTS, **{k: config[k] for k in RECIPE_DEFAULTS if k in config}}
+    ("dropout 0.75", "Keras loss", "best epoch")."""
+    recipe = {k: recorded_config(config)[k] for k in RECIPE_DEFAULTS}
     parts = [RECIPE_LABELS.get(k, {}).get(v, f"dropout {v}" if k == "clf_dropout" else f"{k}={v}")
              for k, v in recipe.items() if v != RECIPE_DEFAULTS[k]]
     return " + ".join(parts) or "Table 3 literal"
