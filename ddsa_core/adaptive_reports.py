@@ -92,14 +92,6 @@ def detector_aware_text(table: pd.DataFrame | str) -> str:
     return table if isinstance(table, str) else f"{table.accuracy.iloc[0]:.3f}"
 
 
-def detector_aware_sentence(table: pd.DataFrame | str) -> str:
-    """This build's detector-aware result as a whole sentence (a CIFAR-10 build has none to put in one)."""
-    if isinstance(table, str):
-        return f"MagNet has no detector-aware row in this build: {MNIST_ONLY_REASON}, as in the paper."
-    return (f"In this build MagNet keeps {detector_aware_text(table)} once the attack steers around its detectors, "
-            "against the near-perfect figure in the table above.")
-
-
 def weaker_threat_models(cfg: Config, systems: dict) -> pd.DataFrame:
     """PGD accuracy of each system gray-box and black-box (the paper's PGD; cached with chapter 6's)."""
     clf = classifier(cfg)

@@ -89,14 +89,6 @@ def history_frame(runs: dict, key: str = "dataset") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def clean_accuracy_sentence(runs: dict[str, dict]) -> str:
-    """This build's clean test accuracy of each classifier it trained, beside the paper's, as prose."""
-    names = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
-    return "; ".join(f"the {names[ds]} classifier reaches {100 * r['test_accuracy']:.2f} % on the first "
-                     f"{r['test_size']:,} test images (paper: {100 * paper.CLEAN_ACCURACY[ds]:.2f} %)"
-                     for ds, r in runs.items())
-
-
 SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_batch_size", "cw_size", "cw_max_iter",
                   "cw_binary_steps", "ae_epochs", "ae_batch_size", "ae_train_size", "magnet_epochs",
                   "magnet_detector_epochs", "magnet_batch_size", "adv_epochs")
