@@ -70,7 +70,7 @@ browser-test: venv
 # nbval runs with text bars: with ipywidgets installed each tqdm bar is a widget, and chapter 6's
 # stream of widget messages outlasts nbval's 5 s wait for a cell's output (CI failed so, 481a964).
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests   # the slowest tests, in the log, for the 5-minute target
 	mkdir -p _build
 	DDSA_PROGRESS=text $(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider --junitxml=_build/nbval.xml $(CHAPTERS)
 
