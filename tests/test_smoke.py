@@ -15,6 +15,7 @@ from ddsa_core import record, reports, results
 from ddsa_core.config import make_config
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
+pytestmark = pytest.mark.slow  # each test trains every CIFAR-10 model of the smoke profile, or runs a chapter
 
 
 def test_every_cifar10_stage_records_in_the_smoke_profile(monkeypatch, tmp_path):
