@@ -596,7 +596,8 @@ def paper_score(frame: pd.DataFrame) -> pd.Series:
 
 
 def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """A results table: for each defense, the paper's accuracy, ours (:func:`paper_score`) and the difference, per attack."""
+    """A results table: for each defense, the paper's accuracy, ours (:func:`paper_score`) and the difference,
+    one row each, with one column per attack (so five defenses fit a page's width)."""
     frame = pd.DataFrame(rows).assign(score=lambda f: paper_score(f))
     parts = []
     for label in frame.defense.unique():
@@ -604,7 +605,7 @@ def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) ->
         key = DEFENSE_KEYS[label]
         parts.append(versus_paper(ours, theirs[key], label) if key in theirs else
                      pd.DataFrame({(label, "ours"): pd.Series(ours)}))
-    return pd.concat(parts, axis=1)
+    return pd.concat(parts, axis=1).T.rename_axis(index=["defense", ""], columns="attack")
 
 
 def _accuracy_by(rows: list[dict] | dict, key_map: bool = False) -> pd.DataFrame:
@@ -628,7 +629,7 @@ def by_substitute(rows: list[dict]) -> dict[str, list[dict]]:
 def shared_substitute_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
     """:func:`versus_paper_table` of each shared substitute's rows, stacked under the substitute's name."""
     tables = {arch: versus_paper_table(group, theirs) for arch, group in by_substitute(rows).items()}
-    return pd.concat(tables, names=["substitute", "attack"]) if tables else pd.DataFrame()
+    return pd.concat(tables, names=["substitute", "defense", ""]) if tables else pd.DataFrame()
 
 def agreement_table(run: dict) -> pd.DataFrame:
     """How often each black-box substitute agrees with each defended system on the clean attacked images:

@@ -271,7 +271,10 @@ def test_paper_scoring_takes_magnets_reformer_alone_and_other_systems_accuracy()
     frame = pd.DataFrame(_magnet_rows())
     assert reports.paper_score(frame).tolist() == [0.2, 0.8]
     table = reports.versus_paper_table(_magnet_rows(), {"magnet": {"fgsm": 0.094}, "ddsa": {"fgsm": 0.614}})
-    assert table.loc["fgsm", ("MagNet", "ours")] == 0.2 and table.loc["fgsm", ("DDSA", "ours")] == 0.8
+    assert table.loc[("MagNet", "ours"), "fgsm"] == 0.2 and table.loc[("DDSA", "ours"), "fgsm"] == 0.8
+    assert list(table.index) == [("MagNet", "paper"), ("MagNet", "ours"), ("MagNet", "diff"),
+                                 ("DDSA", "paper"), ("DDSA", "ours"), ("DDSA", "diff")]
+    assert table.loc[("DDSA", "diff"), "fgsm"] == 0.8 - 0.614 and list(table.columns) == ["fgsm"]
 
 
 def test_magnet_scores_show_both_ways_and_are_empty_without_magnet():
@@ -295,6 +298,6 @@ def test_agreement_table_has_one_column_per_protocol_and_substitute():
 def test_shared_substitute_table_stacks_one_paper_table_per_substitute():
     rows = [{"substitute": s, **r} for s in ("MLP (model E)", "conv (model B)") for r in _magnet_rows()]
     table = reports.shared_substitute_table(rows, {"ddsa": {"fgsm": 0.614}})
-    assert list(table.index) == [("MLP (model E)", "fgsm"), ("conv (model B)", "fgsm")]
-    assert table.loc[("conv (model B)", "fgsm"), ("DDSA", "paper")] == 0.614
+    assert list(table.index.get_level_values("substitute").unique()) == ["MLP (model E)", "conv (model B)"]
+    assert table.loc[("conv (model B)", "DDSA", "paper"), "fgsm"] == 0.614
     assert reports.shared_substitute_table([], {}).empty  # a record before the shared protocol
