@@ -62,12 +62,23 @@ _SUBSTITUTE = _PALETTE[2]  # green
 _INK = (0.15, 0.15, 0.15)
 
 
+def blank_missing_html(frame) -> str:
+    """A DataFrame as the notebook's HTML table, with a missing value shown as a blank cell: in the
+    book's tables a missing value is a cell that does not apply (BPDA on an undefended classifier, a
+    paper value the paper does not give), and pandas would print ``NaN`` there."""
+    import pandas as pd
+
+    return frame.to_html(na_rep="", notebook=True, max_rows=pd.get_option("display.max_rows"),
+                         max_cols=pd.get_option("display.max_columns"), show_dimensions=False)
+
+
 def set_style(dpi: int = 110) -> None:
-    """Apply the book's single plotting style.
+    """Apply the book's single plotting style, and its tables' one rule: a missing value is a blank.
 
     Seaborn's ``notebook`` context, ``whitegrid`` style and colour-blind palette, plus fixed
     figure and saving resolutions so that figures look the same in every chapter and in the
-    rendered book.
+    rendered book. In IPython, DataFrames render through :func:`blank_missing_html`, and a
+    Styler's missing values are blank too.
 
     Args:
         dpi: resolution of figures shown in notebooks; saved figures use 150 dpi.
@@ -86,6 +97,15 @@ def set_style(dpi: int = 110) -> None:
             "image.cmap": "gray",
         }
     )
+    import pandas as pd
+
+    pd.set_option("styler.format.na_rep", "")
+    try:
+        from IPython import get_ipython
+    except ImportError:  # figures work without IPython; only notebooks render HTML tables
+        return
+    if (shell := get_ipython()) is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, blank_missing_html)
 
 
 def _box(

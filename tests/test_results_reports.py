@@ -301,3 +301,13 @@ def test_shared_substitute_table_stacks_one_paper_table_per_substitute():
     assert list(table.index.get_level_values("substitute").unique()) == ["MLP (model E)", "conv (model B)"]
     assert table.loc[("conv (model B)", "DDSA", "paper"), "fgsm"] == 0.614
     assert reports.shared_substitute_table([], {}).empty  # a record before the shared protocol
+
+
+def test_a_missing_value_renders_as_a_blank_cell_not_nan():
+    from ddsa_core import figures
+
+    frame = pd.DataFrame({"No defense": [0.5, float("nan")], "DDSA": [0.9, 0.4]}, index=["pgd", "bpda"])
+    html = figures.blank_missing_html(frame)
+    assert "NaN" not in html and "<td></td>" in html and "0.4" in html
+    figures.set_style()  # outside IPython it only sets the Styler's option
+    assert ">nan<" not in frame.style.to_html()
