@@ -30,11 +30,27 @@ def _doc(dataset: str, name: str, profile: str = "paper") -> dict | None:
 RECORD_COMMAND = "python -m ddsa_core.record"
 
 
-def missing(name: str, dataset: str, profile: str = "paper", stages: tuple[str, ...] | None = None) -> str:
-    """What a table shows in place of a record that does not exist: :data:`PENDING`, the record's path
-    and the command that makes it (``stages``: the stages that command runs, default ``name``)."""
-    return (f"{PENDING}: results/{profile}/{dataset}/{name}.json ({RECORD_COMMAND} --profile {profile} "
-            f"--dataset {dataset} --stages {' '.join(stages or (name,))})")
+class Missing(str):
+    """A record that does not exist, as :func:`missing` names it. It is a ``str`` (its plain text), and a
+    notebook shows it as one warning admonition with the record's path and the command that makes it."""
+
+    def __new__(cls, path: str, command: str):
+        self = super().__new__(cls, f"{PENDING}: {path} ({command})")
+        self.path, self.command = path, command
+        return self
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return ('<div class="admonition warning"><p class="admonition-title">Not recorded yet</p>'
+                f"<p><code>{escape(self.path)}</code> is made by <code>{escape(self.command)}</code>.</p></div>")
+
+
+def missing(name: str, dataset: str, profile: str = "paper", stages: tuple[str, ...] | None = None) -> Missing:
+    """What a table shows in place of a record that does not exist: the record's path and the command
+    that makes it (``stages``: the stages that command runs, default ``name``)."""
+    return Missing(f"results/{profile}/{dataset}/{name}.json",
+                   f"{RECORD_COMMAND} --profile {profile} --dataset {dataset} --stages {' '.join(stages or (name,))}")
 
 
 def _results(doc: dict | None) -> dict | None:

@@ -40,6 +40,10 @@ def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
     assert recorded.gray_box_history(None) is None
     assert recorded.detector_aware_table("mnist") == "pending"
     assert recorded.detector_aware_table("cifar10").startswith("not run")
+    absent = recorded.seed_table("mnist")  # a notebook shows one admonition: the record's path and its command
+    html = absent._repr_html_()
+    assert isinstance(absent, recorded.Missing) and 'class="admonition warning"' in html
+    assert "results/paper/mnist/seeds.json" in html and "--profile paper --dataset mnist --stages seeds" in html
 
 
 def test_plateau_finds_where_a_validation_curve_levels_off():
