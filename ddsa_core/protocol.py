@@ -134,7 +134,7 @@ def no_defense_frame(doc: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).T[["clean", *ATTACK_COLUMNS]].rename(columns=ATTACK_COLUMNS)
 
 
-def versus_paper(doc: dict, variants: tuple[str, ...]) -> pd.DataFrame:
+def variants_versus_paper(doc: dict, variants: tuple[str, ...]) -> pd.DataFrame:
     """Clean accuracy and Table 7's no-defense column: the paper, then ours and ours minus the paper per variant."""
     frame = no_defense_frame(doc).T
     parts = {("paper", ""): frame["paper"]}

@@ -109,7 +109,7 @@ def test_tables_read_a_record():
            "no_defense": {"fgsm": 0.5, "rfgsm": 0.4, "cw": 0.0, "mim": 0.3, "pgd": 0.02},
            "predicted_labels": {"fgsm": 0.45, "rfgsm": 0.41}}
     doc = {"results": {"rows": [row], "paper": {"test_accuracy": 0.9896, "no_defense": protocol.paper.GRAY_BOX["mnist"]["no_defense"]}}}
-    versus = protocol.versus_paper(doc, ("best epoch",))
+    versus = protocol.variants_versus_paper(doc, ("best epoch",))
     assert versus.loc["FGSM", ("best epoch", "Δ")] == pytest.approx(0.5 - 0.249)
     assert versus.loc["clean", ("paper", "")] == pytest.approx(0.9896)
     assert protocol.variants_frame(doc).loc["best epoch", "epoch kept"] == 35

@@ -6,12 +6,16 @@ Each page is served from localhost and opened in Chromium; the test fails, namin
 - maths not typeset: MathJax not loaded from the book itself, a ``.math`` element without its
   ``mjx-container``, a MathJax error, or TeX left as text (``$...$``, ``\\(...\\)``);
 - an image that did not load (``naturalWidth`` 0);
-- an internal link to a missing file, or to a ``#fragment`` with no such id in the target page.
+- an internal link to a missing file, or to a ``#fragment`` with no such id in the target page;
+- a table wider than the text column, or a figure drawn more than :data:`DOWNSCALE` times wider
+  than it is shown;
+- ``NaN``, ``None`` or ``pending`` in the text a reader reads (code excluded).
 The search page must find "sparsity". Screenshots of the landing page, the DDSA chapter and the
 search results are saved in ``_build/screenshots`` (CI keeps them as artifacts).
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,6 +65,38 @@ _LINKS = """() => ({
   ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id)
        .concat(Array.from(document.querySelectorAll('a[name]')).map(a => a.name)),
 })"""
+
+
+# Tables and figures against the text column: a table wider than the column is clipped or scrolls,
+# and a figure drawn much wider than it is shown has its labels shrunk (DOWNSCALE at most).
+DOWNSCALE = 1.3
+_LAYOUT = """() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const width = column.clientWidth;
+  const wide = [];
+  column.querySelectorAll('table').forEach(t => {
+    const w = Math.max(t.getBoundingClientRect().width, t.scrollWidth);
+    if (w > width + 1) wide.push(`table ${Math.round(w)} px wide in a ${width} px column: ${t.textContent.trim().slice(0, 60)}`);
+  });
+  column.querySelectorAll('img').forEach(i => {
+    const shown = i.getBoundingClientRect().width;
+    if (shown > 0 && i.naturalWidth > %s * shown)
+      wide.push(`figure drawn ${i.naturalWidth} px wide, shown at ${Math.round(shown)} px: ${i.getAttribute('src')}`);
+  });
+  return wide;
+}""" % DOWNSCALE
+# Words that mean a value or a record is missing, where a reader should see a number or a blank.
+MISSING_WORDS = re.compile(r"\b(NaN|nan|None|pending)\b")
+
+
+def _check_layout(page) -> list[str]:
+    return page.evaluate(_LAYOUT)
+
+
+def _check_words(page) -> list[str]:
+    text = page.evaluate(_TEXT)
+    return [f"{m.group(0)!r} in the text: ...{' '.join(text[max(0, m.start() - 60):m.end() + 30].split())}..."
+            for m in MISSING_WORDS.finditer(text)]
 
 
 def _watch(page, book_url: str) -> list[str]:
@@ -154,6 +190,8 @@ def test_page(context, book_url, name):
     problems += _check_maths(page, book_url, mathjax)
     problems += _check_images(page)
     problems += _check_links(page, here)
+    problems += _check_layout(page)
+    problems += _check_words(page)
     title = page.title()
     assert title and "404" not in title, f"{name}: page has no proper title ({title!r})"
     problems = list(dict.fromkeys(problems))  # a resource retried is one problem
