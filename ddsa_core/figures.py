@@ -326,7 +326,7 @@ def training_curves(history, hue: str = "dataset") -> Figure:
 
     ``history`` is the long-form frame of :func:`ddsa_core.reports.history_frame`.
     """
-    grid = sns.relplot(data=history, x="epoch", y="value", hue=hue, col="metric", kind="line", col_wrap=4,
+    grid = sns.relplot(data=history, x="epoch", y="value", hue=hue, col="metric", kind="line", col_wrap=2,
                        marker="o", height=2.8, aspect=1.1, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "")
@@ -334,11 +334,11 @@ def training_curves(history, hue: str = "dataset") -> Figure:
     return grid.figure
 
 
-def _image(ax: Axes, img, title: str, **kw) -> None:
+def _image(ax: Axes, img, title: str, title_size: float = 9, **kw) -> None:
     """Show one C×H×W image (a tensor or array) on ``ax`` without ticks."""
     arr = img.detach().cpu().permute(1, 2, 0).numpy() if hasattr(img, "detach") else img
     ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, **kw)
-    ax.set_title(title, fontsize=9, fontweight="normal")
+    ax.set_title(title, fontsize=title_size, fontweight="normal")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -381,7 +381,7 @@ def mu_hat_distribution(mu_hat: dict, mu: float = 0.1) -> Figure:
 def accuracy_vs_eps(frame) -> Figure:
     """Figure 5: accuracy against eps, one panel per defense, one line per attack."""
     grid = sns.relplot(data=frame, x="eps", y="accuracy", hue="attack", col="defense", kind="line", marker="o",
-                       height=3.0, aspect=1.1)
+                       col_wrap=2, height=2.6, aspect=1.1)
     grid.set(ylim=(-0.02, 1.02))
     grid.set_titles("{col_name}")
     plt.close(grid.figure)
@@ -401,7 +401,7 @@ def gray_box_bars(frame) -> Figure:
 def threat_model_bars(frame) -> Figure:
     """Accuracy per attack and defense, one panel per threat model (a long table with a ``setting`` column)."""
     grid = sns.catplot(data=frame, x="attack", y="accuracy", hue="defense", col="setting", kind="bar",
-                       palette=DEFENSE_COLORS, height=3.0, aspect=1.4)
+                       palette=DEFENSE_COLORS, col_wrap=2, height=2.6, aspect=1.2)
     grid.set(ylim=(0, 1.05))
     grid.set_titles("{col_name}")
     plt.close(grid.figure)
@@ -413,12 +413,12 @@ def denoised_examples(ex: dict, classes=None) -> Figure:
     (bottom), each with the classifier's predicted label and probability."""
     rows = (("clean", "x", "clean_pred"), ("adversarial", "x_adv", "adv_pred"), ("denoised", "denoised", "den_pred"))
     n = len(ex["y"])
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.45 * n, 1.65 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.15 * n, 1.45 * len(rows)), squeeze=False)
     name = (lambda k: classes[k]) if classes else str
     for row, (label, images, pred) in enumerate(rows):
         p, k = ex[pred]
         for i in range(n):
-            _image(axes[row][i], ex[images][i], f"{name(int(k[i]))}: {100 * float(p[i]):.1f}%", vmin=0, vmax=1)
+            _image(axes[row][i], ex[images][i], f"{name(int(k[i]))}: {100 * float(p[i]):.1f}%", title_size=8, vmin=0, vmax=1)
         axes[row][0].set_ylabel(label)
     fig.tight_layout()
     plt.close(fig)
@@ -437,7 +437,7 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     """
     import numpy as np
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 5.0), gridspec_kw={"width_ratios": [1.0, 1.2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 4.2), gridspec_kw={"width_ratios": [1.0, 1.2]})
     levels = np.linspace(0, 1, 101)
     for (label, pct), color in zip(margins.items(), _PALETTE):
         left.plot(pct, levels, color=color, label=label, linewidth=2)
@@ -450,14 +450,14 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     left.set_title("logit margins")
     left.set_xlim(left=-20)
     # legends under the panels: the curves and bars fill each panel's whole height
-    below = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.26), "ncol": 2, "frameon": False}
+    below = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.3), "ncol": 2, "frameon": False}
     left.legend(**below)
     if len(accuracy):
         frame = accuracy.reset_index().melt(id_vars=accuracy.index.name or "index", var_name="column",
                                             value_name="accuracy")
         sns.barplot(data=frame, x=accuracy.index.name or "index", y="accuracy", hue="column", ax=right,
                     palette=[_PALETTE[7], *_PALETTE[:len(accuracy.columns) - 1]])
-        right.legend(title=None, **{**below, "ncol": 3})
+        right.legend(title=None, **{**below, "ncol": 2})
         right.set_ylim(0, 1)
         right.set_xlabel("attack")
     else:
@@ -482,7 +482,7 @@ def robust_accuracy_heatmap(table) -> Figure:
 
 def adaptive_curves(eps, steps) -> Figure:
     """Robust accuracy of each defense against eps (left) and PGD iterations (right), one restart."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.2), sharey=True)
     sns.lineplot(data=eps, x="eps", y="accuracy", hue="defense", palette=DEFENSE_COLORS, marker="o", ax=axes[0])
     sns.lineplot(data=steps, x="steps", y="accuracy", hue="defense", palette=DEFENSE_COLORS, marker="o", ax=axes[1],
                  legend=False)

@@ -9,7 +9,7 @@ Each page is served from localhost and opened in Chromium; the test fails, namin
 - an internal link to a missing file, or to a ``#fragment`` with no such id in the target page;
 - a table wider than the text column, or a figure drawn more than :data:`DOWNSCALE` times wider
   than it is shown;
-- ``NaN``, ``None`` or ``pending`` in the text a reader reads (code excluded).
+- a table cell reading ``NaN`` or ``None``, or ``pending`` in the text a reader reads (code excluded).
 The search page must find "sparsity". Screenshots of the landing page, the DDSA chapter and the
 search results are saved in ``_build/screenshots`` (CI keeps them as artifacts).
 """
@@ -85,8 +85,11 @@ _LAYOUT = """() => {
   });
   return wide;
 }""" % DOWNSCALE
-# Words that mean a value or a record is missing, where a reader should see a number or a blank.
-MISSING_WORDS = re.compile(r"\b(NaN|nan|None|pending)\b")
+# What a reader should never see: a table cell reading NaN or None where a blank or a number belongs,
+# and "pending" anywhere in the text (a missing record is an admonition naming its command).
+MISSING_CELLS = ("NaN", "nan", "None")
+PENDING = re.compile(r"\bpending\b", re.IGNORECASE)
+_CELLS = "() => Array.from(document.querySelectorAll('td, th')).map(c => c.textContent.trim())"
 
 
 def _check_layout(page) -> list[str]:
@@ -94,9 +97,11 @@ def _check_layout(page) -> list[str]:
 
 
 def _check_words(page) -> list[str]:
+    cells = [c for c in page.evaluate(_CELLS) if c in MISSING_CELLS]
+    problems = [f"{len(cells)} table cell(s) read {sorted(set(cells))}"] if cells else []
     text = page.evaluate(_TEXT)
-    return [f"{m.group(0)!r} in the text: ...{' '.join(text[max(0, m.start() - 60):m.end() + 30].split())}..."
-            for m in MISSING_WORDS.finditer(text)]
+    return problems + [f"'pending' in the text: ...{' '.join(text[max(0, m.start() - 60):m.end() + 30].split())}..."
+                       for m in PENDING.finditer(text)]
 
 
 def _watch(page, book_url: str) -> list[str]:
