@@ -437,7 +437,7 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     """
     import numpy as np
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 4.2), gridspec_kw={"width_ratios": [1.0, 1.2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.3, 4.2), gridspec_kw={"width_ratios": [1.0, 1.2]})
     levels = np.linspace(0, 1, 101)
     for (label, pct), color in zip(margins.items(), _PALETTE):
         left.plot(pct, levels, color=color, label=label, linewidth=2)
@@ -450,14 +450,14 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     left.set_title("logit margins")
     left.set_xlim(left=-20)
     # legends under the panels: the curves and bars fill each panel's whole height
-    below = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.3), "ncol": 2, "frameon": False}
+    below = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.3), "ncol": 1, "frameon": False}
     left.legend(**below)
     if len(accuracy):
         frame = accuracy.reset_index().melt(id_vars=accuracy.index.name or "index", var_name="column",
                                             value_name="accuracy")
         sns.barplot(data=frame, x=accuracy.index.name or "index", y="accuracy", hue="column", ax=right,
                     palette=[_PALETTE[7], *_PALETTE[:len(accuracy.columns) - 1]])
-        right.legend(title=None, **{**below, "ncol": 2})
+        right.legend(title=None, **below)
         right.set_ylim(0, 1)
         right.set_xlabel("attack")
     else:
