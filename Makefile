@@ -14,7 +14,7 @@ export DDSA_DATA DDSA_CACHE
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 STAGE := _build/stage
 
-.PHONY: venv book execute html linkcheck browser-test test lock clean reproduce lab
+.PHONY: venv book execute html linkcheck browser-test test test-slow lock clean reproduce lab
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -69,10 +69,16 @@ browser-test: venv
 
 # nbval runs with text bars: with ipywidgets installed each tqdm bar is a widget, and chapter 6's
 # stream of widget messages outlasts nbval's 5 s wait for a cell's output (CI failed so, 481a964).
+# The unit tests without the `slow` ones (a 5-minute budget on two cores; the slowest are listed in the log),
+# then nbval over the chapters. `make test-slow` runs the slow ones (smoke-profile CIFAR-10, chapters,
+# papermill); CI runs both.
 test: venv
-	$(BIN)/python -m pytest -q --durations=25 tests   # the slowest tests, in the log, for the 5-minute target
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15 tests
 	mkdir -p _build
 	DDSA_PROGRESS=text $(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider --junitxml=_build/nbval.xml $(CHAPTERS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -q -m slow --durations=10 tests
 
 lock: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchattacks|jupytext)==' > requirements.lock

@@ -121,7 +121,8 @@ def make_runs(expanded: str) -> Callable[[subprocess.CompletedProcess], str | No
 
 COMMANDS: dict[str, Check] = {
     "make test": Check("ci", note="CI's first step"),
-    "make book": Check("ci", note="CI's third step (= make execute html linkcheck)"),
+    "make test-slow": Check("ci", note="CI's second step"),
+    "make book": Check("ci", note="CI's step after the tests and benchmarks (= make execute html linkcheck)"),
     "make execute": Check("ci", note="part of make book"),
     "make html": Check("ci", note="part of make book"),
     "make browser-test": Check("ci", note="CI's last step"),
