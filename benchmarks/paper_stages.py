@@ -19,7 +19,7 @@ def stage_rows(dataset: str, profile: str = "paper") -> list[dict]:
     """One row per recorded stage, in the recorder's order."""
     rows = []
     for stage in record.STAGES:
-        doc = results.load(profile, dataset, stage)
+        doc = results.load_record(profile, dataset, stage)
         if doc:
             prov = doc["provenance"]
             rows.append({"stage": stage, "device": prov["device"], "commit": prov["commit"][:7],

@@ -198,7 +198,7 @@ class TorchAttacksRun(_Adaptive):
         return x_adv
 
 
-def build(name: str, system: nn.Module, cfg: Config, eps: float | None = None, steps: int | None = None,
+def build_attack(name: str, system: nn.Module, cfg: Config, eps: float | None = None, steps: int | None = None,
           restarts: int | None = None) -> _Adaptive | None:
     """Attack ``name`` of :data:`BATTERY` against ``system``, or None where it does not apply."""
     eps = cfg.eps if eps is None else eps
@@ -242,7 +242,7 @@ def battery(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tuple
         weights = f"{key}/{state_digest(system)}"
         flags: dict[str, Tensor] = {}
         for name in names:
-            attack = build(name, system, cfg, eps, **settings)
+            attack = build_attack(name, system, cfg, eps, **settings)
             if attack is None:
                 continue
             t0 = time.perf_counter()

@@ -389,7 +389,7 @@ class CarliniWagnerL2(Attack):
         return best_adv
 
 
-ATTACKS: dict[str, type[Attack]] = {
+ATTACK_CLASSES: dict[str, type[Attack]] = {
     cls.name: cls for cls in (FGSM, RandFGSM, MIM, PGD, CarliniWagnerL2)
 }
 
@@ -403,13 +403,13 @@ def build(name: str, model: nn.Module, dataset: str, **overrides: Any) -> Attack
     dataset or override key, a value of the wrong type or out of range, or a model that is not
     an nn.Module.
     """
-    if name not in ATTACKS:
-        raise ValueError(f"name must be one of {', '.join(ATTACKS)}, got {name!r}")
+    if name not in ATTACK_CLASSES:
+        raise ValueError(f"name must be one of {', '.join(ATTACK_CLASSES)}, got {name!r}")
     if dataset not in SHAPES:
         raise ValueError(f"dataset must be one of {', '.join(SHAPES)}, got {dataset!r}")
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    cls = ATTACKS[name]
+    cls = ATTACK_CLASSES[name]
     params = cls.defaults(dataset)
     allowed = [*params, *cls.options]
     for key, value in overrides.items():

@@ -79,7 +79,7 @@ def save(path: Path, tensors: Tensors, meta: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
 
 
-def load(path: Path) -> tuple[Tensors, dict[str, Any]] | None:
+def read_artifact(path: Path) -> tuple[Tensors, dict[str, Any]] | None:
     """The tensors and metadata at ``path``; ``None`` when absent or corrupt (a corrupt file is removed)."""
     if not path.exists():
         return None
@@ -97,7 +97,7 @@ def load(path: Path) -> tuple[Tensors, dict[str, Any]] | None:
 
 def cached(path: Path, build: Callable[[], tuple[Tensors, dict[str, Any]]]) -> tuple[Tensors, dict[str, Any], bool]:
     """Load ``path`` if valid, else ``build()`` and save it. Returns (tensors, meta, was_cached)."""
-    hit = load(path)
+    hit = read_artifact(path)
     if hit is not None:
         return (*hit, True)
     tensors, meta = build()

@@ -324,7 +324,7 @@ def threat_model_diagram(ax: Axes | None = None) -> Figure:
 def training_curves(history, hue: str = "dataset") -> Figure:
     """Loss and held-out metrics per epoch, one panel per metric, one line per ``hue`` value.
 
-    ``history`` is the long-form frame of :func:`ddsa_core.reports.history_frame`.
+    ``history`` is the long-form frame of :func:`ddsa_core.tables.history_frame`.
     """
     grid = sns.relplot(data=history, x="epoch", y="value", hue=hue, col="metric", kind="line", col_wrap=2,
                        marker="o", height=2.8, aspect=1.1, facet_kws={"sharey": False})
@@ -348,7 +348,7 @@ def attack_examples(examples: dict, index: int = 0) -> Figure:
     """One row per attack: clean image, perturbation (scaled to its own range), adversarial image, with norms.
 
     ``examples`` maps an attack name to ``(x, x_adv, y)`` batches, as returned by
-    :func:`ddsa_core.reports.no_defense_run`.
+    :func:`ddsa_core.experiments.no_defense_run`.
     """
     fig, axes = plt.subplots(len(examples), 3, figsize=(5.4, 1.9 * len(examples)), squeeze=False)
     for row, (name, (x, x_adv, _)) in zip(axes, examples.items()):
@@ -429,7 +429,7 @@ def gradient_masking(margins: dict, thresholds: dict, accuracy) -> Figure:
     """Why sign-gradient attacks stall on a saturated classifier, in two panels.
 
     Left: the distribution (CDF) of the true-class logit margin per classifier, ``margins``
-    mapping a label to the percentiles 0..100 of :func:`ddsa_core.reports.gradient_masking_run`,
+    mapping a label to the percentiles 0..100 of :func:`ddsa_core.experiments.gradient_masking_run`,
     with ``thresholds`` (label -> margin) drawn as vertical lines. Right: accuracy per attack
     (rows of ``accuracy``) for each column of ``accuracy`` (e.g. the paper's and ours per
     gradient variant); ``accuracy.attrs["title"]`` titles the panel. An empty ``accuracy``

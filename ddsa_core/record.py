@@ -14,27 +14,27 @@ from typing import Callable
 
 import torch
 
-from . import adaptive_reports, baselines, protocol, reports, results
+from . import baselines, experiments, protocol, results
 from .config import Config, cli_parser, make_config
 from .runtime import git_commit
 
 STAGES: dict[str, Callable[[Config], object]] = {
-    "classifier": reports.classifier_run,
-    "attacks_no_defense": reports.no_defense_run,
-    "gradient_masking": reports.gradient_masking_run,
-    "attacks_gradient_variants": reports.gradient_variants_run,
-    "gray_box": reports.ddsa_run,
-    "beta_sweep": reports.beta_sweep_run,
-    "denoised_examples": reports.denoised_examples_run,
-    "epsilon_sweep": reports.epsilon_sweep_run,
-    "baselines": reports.baselines_run,
-    "threat_models": reports.threat_model_run,
-    "pgd_iterations": reports.pgd_iterations_run,
-    "adaptive": adaptive_reports.adaptive_run,
-    "sparsity_ablation": adaptive_reports.ablation_run,
-    "seeds": adaptive_reports.seeds_run,
+    "classifier": experiments.classifier_run,
+    "attacks_no_defense": experiments.no_defense_run,
+    "gradient_masking": experiments.gradient_masking_run,
+    "attacks_gradient_variants": experiments.gradient_variants_run,
+    "gray_box": experiments.ddsa_run,
+    "beta_sweep": experiments.beta_sweep_run,
+    "denoised_examples": experiments.denoised_examples_run,
+    "epsilon_sweep": experiments.epsilon_sweep_run,
+    "baselines": experiments.baselines_run,
+    "threat_models": experiments.threat_model_run,
+    "pgd_iterations": experiments.pgd_iterations_run,
+    "adaptive": experiments.adaptive_run,
+    "sparsity_ablation": experiments.ablation_run,
+    "seeds": experiments.seeds_run,
     "classifier_variants": protocol.classifier_variants_run,  # the recipes Table 3 leaves open (chapter 2)
-    "lr_sweep": reports.lr_sweep_run,  # last: a diagnosis that trains classifiers no table uses
+    "lr_sweep": experiments.lr_sweep_run,  # last: a diagnosis that trains classifiers no table uses
 }
 
 
@@ -51,11 +51,11 @@ def stages_for(dataset: str) -> list[str]:
 
 def is_recorded(cfg: Config, stage: str) -> bool:
     """True when ``stage`` is recorded for exactly this config by this commit."""
-    doc = results.load(cfg.profile, cfg.dataset, stage)
+    doc = results.load_record(cfg.profile, cfg.dataset, stage)
     return bool(doc) and doc["config"] == cfg.to_dict() and doc["provenance"]["commit"] == git_commit()
 
 
-def run(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False,
+def record_stages(cfg: Config, stages: list[str], budget_s: float = float("inf"), force: bool = False,
         dry_run: bool = False) -> list[dict]:
     """Run ``stages`` in order; a failing stage is reported and the next one still runs.
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.deterministic:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
         torch.use_deterministic_algorithms(True, warn_only=True)
-    rows = run(cfg, args.stages, args.budget_s, args.force, args.dry_run)
+    rows = record_stages(cfg, args.stages, args.budget_s, args.force, args.dry_run)
     print("[record] " + ", ".join(f"{r['stage']} {r['status']} {r['wall_s']:.0f}s" for r in rows), flush=True)
     return 1 if any(r["status"] == "failed" for r in rows) else 0
 

@@ -34,7 +34,7 @@ def already_done(output: Path, parameters: dict) -> bool:
     return finished and meta.get("parameters") == parameters
 
 
-def run(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Path | None = None,
+def run_chapters(profile: str, dataset: str, seed: int = 0, device: str = "auto", out: Path | None = None,
         only: list[str] | None = None, force: bool = False, dry_run: bool = False) -> list[dict]:
     """Execute the chapters; returns one row per chapter with its status and wall time.
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the chapters that would run, and run nothing")
     args = parser.parse_args(argv)
     try:
-        rows = run(args.profile, args.dataset, args.seed, args.device, args.out, args.only, args.force, args.dry_run)
+        rows = run_chapters(args.profile, args.dataset, args.seed, args.device, args.out, args.only, args.force, args.dry_run)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -85,7 +85,7 @@ def unpack_images(packed: dict[str, Any]) -> torch.Tensor:
     return torch.frombuffer(raw, dtype=torch.uint8).reshape(packed["shape"]).float() / 255
 
 
-def load(profile: str, dataset: str, name: str) -> dict | None:
+def load_record(profile: str, dataset: str, name: str) -> dict | None:
     """A recorded result, or ``None`` if that run has not been recorded yet."""
     path = result_path(profile, dataset, name)
     return json.loads(path.read_text()) if path.exists() else None
@@ -155,7 +155,7 @@ def provenance_table(docs: list[dict]) -> "pd.DataFrame":
 
 def provenance_of(profile: str, dataset: str, names: tuple[str, ...]) -> "pd.DataFrame":
     """:func:`provenance_table` of the records ``names`` of ``profile``/``dataset`` that exist."""
-    return provenance_table([doc for name in names if (doc := load(profile, dataset, name)) is not None])
+    return provenance_table([doc for name in names if (doc := load_record(profile, dataset, name)) is not None])
 
 
 def describe_training(doc: dict, commit: bool = False) -> str:

@@ -157,7 +157,7 @@ def load_or_train(kind: str, key: str, model: nn.Module, train: Callable[[nn.Mod
                   meta: dict) -> Trained:
     """The cached weights of ``kind``/``key`` if valid, else ``train(model, checkpoint)`` and cache them."""
     path = cache.artifact_path(kind, key)
-    hit = cache.load(path)
+    hit = cache.read_artifact(path)
     if hit is not None:
         tensors, stored = hit
         model.load_state_dict(tensors)
@@ -219,12 +219,12 @@ def classifier(cfg: Config) -> Trained:
     last = load_or_train("classifier", classifier_key(last_cfg), fresh(), train, meta)
     if cfg.clf_checkpoint == "last":
         return last
-    hit = cache.load(cache.artifact_path("classifier", best_key))
+    hit = cache.read_artifact(cache.artifact_path("classifier", best_key))
     if hit is None:  # the last epoch was cached before best-epoch weights were kept: train the run again
         rerun = cache.artifact_path("classifier", best_key).with_suffix(".rerun.ckpt")
         train(fresh(), rerun)
         rerun.unlink(missing_ok=True)
-        hit = cache.load(cache.artifact_path("classifier", best_key))
+        hit = cache.read_artifact(cache.artifact_path("classifier", best_key))
     tensors, stored = hit
     model = fresh()
     model.load_state_dict(tensors)

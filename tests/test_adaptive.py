@@ -61,7 +61,7 @@ def test_torchattacks_runs_leave_the_global_rng_alone(quick, mnist_test_batch):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    adaptive.build("apgd-ce", clf.model, cfg, steps=2)(x, y)  # torchattacks reseeds the global RNG inside
+    adaptive.build_attack("apgd-ce", clf.model, cfg, steps=2)(x, y)  # torchattacks reseeds the global RNG inside
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -91,11 +91,11 @@ def test_detector_aware_success_means_misclassified_and_undetected(quick, mnist_
     ae = nn.Sequential(nn.Flatten(), nn.Linear(784, 784), nn.Sigmoid(), nn.Unflatten(1, (1, 28, 28)))
     magnet = baselines.MagNet(ae, {"detector_l2": ae}, {"detector_l2": 2}, {"detector_l2": 0.08}, clf.model)
     x, y = mnist_test_batch[0][:30], mnist_test_batch[1][:30]
-    attack = adaptive.build("detector-aware", magnet, cfg, eps=0.3, steps=10, restarts=1)
+    attack = adaptive.build_attack("detector-aware", magnet, cfg, eps=0.3, steps=10, restarts=1)
     x_adv = attack(x, y)
     ok = (magnet(x_adv).argmax(1) != y) & ~magnet.detect(x_adv)
     assert torch.equal(ok, attack.last_success)
-    assert adaptive.build("detector-aware", clf.model, cfg) is None and adaptive.build("bpda", clf.model, cfg) is None
+    assert adaptive.build_attack("detector-aware", clf.model, cfg) is None and adaptive.build_attack("bpda", clf.model, cfg) is None
 
 
 def test_bad_attack_names_fail_before_any_compute(quick):

@@ -266,7 +266,7 @@ def test_bad_inputs_raise(x, y, field):
 
 # --- model state -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(attacks.ATTACKS))
+@pytest.mark.parametrize("name", list(attacks.ATTACK_CLASSES))
 def test_model_mode_restored_and_no_parameter_grads(name):
     model = _random_classifier().train()
     model[3].eval()  # a mixed state must come back as it was
@@ -296,7 +296,7 @@ def test_model_mode_restored_when_the_attack_raises():
     assert all(m.training for m in model.modules())
 
 
-@pytest.mark.parametrize("name", list(attacks.ATTACKS))
+@pytest.mark.parametrize("name", list(attacks.ATTACK_CLASSES))
 def test_attack_works_inside_no_grad(name):
     model = _linear_model()
     x = torch.rand(4, 1, 28, 28)

@@ -36,7 +36,7 @@ def test_a_batchnorm_state_dict_round_trips(tmp_cache):
     state = torch.nn.BatchNorm2d(3).state_dict()
     path = cache.artifact_path("demo", cache.content_key(bn=1))
     cache.save(path, state, {})
-    tensors, _ = cache.load(path)
+    tensors, _ = cache.read_artifact(path)
     assert tensors["num_batches_tracked"].dim() == 0
     assert all(torch.equal(tensors[k], v) for k, v in state.items())
     assert cache._digest({"t": torch.tensor(7)}) != cache._digest({"t": torch.tensor(8)})
@@ -66,7 +66,7 @@ def test_corrupt_file_is_rebuilt_never_loaded(tmp_cache, damage):
     assert not hit and len(calls) == 2
     assert torch.equal(tensors["w"], torch.arange(1000, dtype=torch.float32))
     assert any("corrupt" in str(w.message) for w in caught)
-    assert cache.load(path) is not None  # the rebuilt file is valid
+    assert cache.read_artifact(path) is not None  # the rebuilt file is valid
 
 
 def test_failed_write_leaves_no_file(tmp_path):
@@ -109,14 +109,14 @@ def test_two_writers_at_once_leave_a_valid_file(tmp_path):
     start.wait()
     seen = 0
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # cache.load warns (and deletes the file) when it finds a corrupt one
+        warnings.simplefilter("error")  # cache.read_artifact warns (and deletes the file) when it finds a corrupt one
         while any(p.is_alive() for p in writers):
-            hit = cache.load(path)
+            hit = cache.read_artifact(path)
             seen += hit is not None
     for p in writers:
         p.join(60)
         assert p.exitcode == 0
-    tensors, meta = cache.load(path)  # load() checks the SHA-256 of the tensors against the header
+    tensors, meta = cache.read_artifact(path)  # load() checks the SHA-256 of the tensors against the header
     assert torch.equal(tensors["w"], torch.arange(1_000_000, dtype=torch.float32))
     assert meta["writer"] in (0, 1) and meta["round"] == rounds - 1
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind

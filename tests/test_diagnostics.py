@@ -126,26 +126,26 @@ def test_thresholds_are_the_closed_forms():
 # --- the reports built on it -------------------------------------------------------------------
 
 def test_gradient_variants_table_puts_the_variants_beside_the_paper():
-    from ddsa_core import paper, reports
+    from ddsa_core import paper, tables
 
     rows = [{"attack": a, "variant": v, "accuracy": acc, "images": 10, "craft_s": 1.0}
             for a, accs in (("pgd", (0.05, 0.01, 0.0)), ("fgsm", (0.6, 0.4, 0.2)))
             for v, acc in zip(("float32", "float64", "lse_margin"), accs)]
-    table = reports.gradient_variants_table({"rows": rows}, "mnist")
+    table = tables.gradient_variants_table({"rows": rows}, "mnist")
     assert list(table.index) == ["fgsm", "pgd"]  # the paper's row order
-    assert list(table.columns) == ["paper", *reports.VARIANT_LABELS.values(), "images"]
+    assert list(table.columns) == ["paper", *tables.VARIANT_LABELS.values(), "images"]
     assert table.loc["fgsm", "paper"] == paper.GRAY_BOX["mnist"]["no_defense"]["fgsm"]
-    assert table.loc["pgd", reports.VARIANT_LABELS["float64"]] == 0.01
-    assert "paper" not in reports.gradient_variants_table({"rows": rows}, "mnist", "craft_s").columns
+    assert table.loc["pgd", tables.VARIANT_LABELS["float64"]] == 0.01
+    assert "paper" not in tables.gradient_variants_table({"rows": rows}, "mnist", "craft_s").columns
 
 
 def test_recorded_gradient_masking_is_pending_when_absent(tmp_path, monkeypatch):
-    from ddsa_core import recorded, reports
+    from ddsa_core import records, tables
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.gradient_masking("cifar10") == {"masking": None, "variants": None, "device": recorded.PENDING}
-    frame = reports.saturation_frame({"this run": {"saturation": dict.fromkeys(reports.SATURATION_LABELS, 0.5)},
+    assert records.gradient_diagnostics("cifar10") == {"masking": None, "variants": None, "device": records.PENDING}
+    frame = tables.saturation_frame({"this run": {"saturation": dict.fromkeys(tables.SATURATION_LABELS, 0.5)},
                                       "recorded": None})
     assert (frame["recorded"] == "pending").all() and (frame["this run"] == 0.5).all()
     out = saturation(_three_class_model(), torch.tensor([[10.0, 0.0]]), torch.zeros(1, dtype=torch.int64))
-    assert set(out) == set(reports.SATURATION_LABELS)  # every statistic has a row label
+    assert set(out) == set(tables.SATURATION_LABELS)  # every statistic has a row label

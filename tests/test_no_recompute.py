@@ -1,6 +1,6 @@
 """A second execution of the chapters loads everything: it trains nothing, attacks nothing, writes no artifact.
 
-The first pass runs every chapter-level computation of :mod:`ddsa_core.reports` on a tiny MNIST
+The first pass runs every chapter-level computation of :mod:`ddsa_core.experiments` on a tiny MNIST
 config in an empty cache. The second pass runs them again with training (``fit``, wherever it is
 looked up), attacking (``Attack.__call__``) and artifact writing (``cache.save``) made to raise,
 and must return the same numbers and leave the cache folder as it was. The last tests break the
@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddsa_core import attacks, cache, reports, training
+from ddsa_core import attacks, cache, experiments, training
 from ddsa_core.config import Config, make_config
 from ddsa_core.runtime import cache_root
 
@@ -45,16 +45,16 @@ def tiny_config() -> Config:
 def run_chapters(cfg) -> dict[str, Any]:
     """Every computation the chapters make (02 classifiers ... 06 results), in the book's order."""
     out: dict[str, Any] = {}
-    out["classifier"] = reports.classifier_run(cfg)
-    out["no_defense"] = reports.no_defense_run(cfg)  # all five attacks
-    out["gradient_masking"] = reports.gradient_masking_run(cfg)
-    out["gradient_variants"] = reports.gradient_variants_run(cfg, names=("fgsm",))
-    out["ddsa"] = reports.ddsa_run(cfg, names=FEW)  # trains on PGD examples all the same
-    out["epsilon_sweep"] = reports.epsilon_sweep(cfg, out["ddsa"]["denoisers"]["ddsa"], eps_values=(0.1, 0.3),
+    out["classifier"] = experiments.classifier_run(cfg)
+    out["no_defense"] = experiments.no_defense_run(cfg)  # all five attacks
+    out["gradient_masking"] = experiments.gradient_masking_run(cfg)
+    out["gradient_variants"] = experiments.gradient_variants_run(cfg, names=("fgsm",))
+    out["ddsa"] = experiments.ddsa_run(cfg, names=FEW)  # trains on PGD examples all the same
+    out["epsilon_sweep"] = experiments.epsilon_sweep(cfg, out["ddsa"]["denoisers"]["ddsa"], eps_values=(0.1, 0.3),
                                                  names=("fgsm",))
-    out["denoised_examples"] = reports.denoised_examples(out["ddsa"], cfg)
-    out["baselines"] = reports.baselines_run(cfg, names=FEW)
-    out["threat_models"] = reports.threat_model_run(cfg, names=FEW)  # black-, gray- and white-box
+    out["denoised_examples"] = experiments.craft_and_denoise(out["ddsa"], cfg)
+    out["baselines"] = experiments.baselines_run(cfg, names=FEW)
+    out["threat_models"] = experiments.threat_model_run(cfg, names=FEW)  # black-, gray- and white-box
     return out
 
 
@@ -138,13 +138,13 @@ def test_second_pass_trains_and_attacks_nothing(first_pass, monkeypatch):
 
 
 def _break_load(monkeypatch, kind: str | None) -> None:
-    """``cache.load`` finds nothing of ``kind`` (None: of any kind but the decoded datasets)."""
-    real = cache.load
+    """``cache.read_artifact`` finds nothing of ``kind`` (None: of any kind but the decoded datasets)."""
+    real = cache.read_artifact
 
     def broken(path):
         folder = Path(path).parent.name
         return None if (folder == kind if kind else folder != "data") else real(path)
-    monkeypatch.setattr(cache, "load", broken)
+    monkeypatch.setattr(cache, "read_artifact", broken)
 
 
 @pytest.mark.parametrize("kind", [None, "adversarial"], ids=["no-cache", "no-adversarial-cache"])
@@ -155,4 +155,4 @@ def test_guards_catch_a_broken_cache(first_pass, monkeypatch, kind):
     _break_load(monkeypatch, kind)
     expected = "fit" if kind is None else "Attack.__call__"
     with pytest.raises(Recomputed, match=expected):
-        reports.no_defense_run(cfg)
+        experiments.no_defense_run(cfg)

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from ddsa_core import adaptive_reports, record, recorded, results
+from ddsa_core import record, records, results, tables
 from ddsa_core.config import make_config
 
 
@@ -18,7 +18,7 @@ def test_bad_stage_names_fail_before_any_compute(capsys):
 
 def test_the_reduced_stages_are_recordable_stages_in_dependency_order():
     cifar = record.stages_for("cifar10")  # chapter 4's reduced section names the command that records them
-    assert [s for s in cifar if s in recorded.TABLE8_STAGES] == list(recorded.TABLE8_STAGES)
+    assert [s for s in cifar if s in records.TABLE8_STAGES] == list(records.TABLE8_STAGES)
 
 
 def test_a_failing_stage_is_reported_and_later_stages_still_run(monkeypatch, tmp_path):
@@ -29,7 +29,7 @@ def test_a_failing_stage_is_reported_and_later_stages_still_run(monkeypatch, tmp
         raise RuntimeError("boom")
 
     monkeypatch.setattr(record, "STAGES", {"a": broken, "b": lambda cfg: ran.append("b")})
-    rows = record.run(make_config("quick", "mnist"), ["a", "b"])
+    rows = record.record_stages(make_config("quick", "mnist"), ["a", "b"])
     assert [r["status"] for r in rows] == ["failed", "recorded"] and ran == ["b"]
 
 
@@ -38,9 +38,9 @@ def test_recorded_stages_are_skipped_and_the_budget_stops_new_ones(monkeypatch, 
     cfg = make_config("quick", "mnist")
     stage = lambda cfg: results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
     monkeypatch.setattr(record, "STAGES", {"a": stage, "b": stage})
-    assert [r["status"] for r in record.run(cfg, ["a"])] == ["recorded"]
-    assert [r["status"] for r in record.run(cfg, ["a", "b"], budget_s=-1)] == ["recorded before", "not started (budget)"]
-    assert record.run(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
+    assert [r["status"] for r in record.record_stages(cfg, ["a"])] == ["recorded"]
+    assert [r["status"] for r in record.record_stages(cfg, ["a", "b"], budget_s=-1)] == ["recorded before", "not started (budget)"]
+    assert record.record_stages(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
 
 
 def test_a_dry_run_lists_what_would_run_and_runs_nothing(monkeypatch, tmp_path):
@@ -49,13 +49,13 @@ def test_a_dry_run_lists_what_would_run_and_runs_nothing(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(record, "STAGES", {"a": calls.append, "b": calls.append})
     results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
-    assert [r["status"] for r in record.run(cfg, ["a", "b"], dry_run=True)] == ["recorded before", "would run"]
+    assert [r["status"] for r in record.record_stages(cfg, ["a", "b"], dry_run=True)] == ["recorded before", "would run"]
     assert calls == [] and [p.name for p in tmp_path.rglob("*.json")] == ["a.json"]
 
 
 @pytest.fixture(scope="module")
 def recorded_adaptive():
-    frames = recorded.adaptive_frames("mnist")
+    frames = records.adaptive_frames("mnist")
     if frames is None:
         pytest.skip("no recorded paper-profile adaptive run")
     return frames
@@ -76,30 +76,30 @@ def test_the_verdict_names_every_attack_tied_at_the_lowest_accuracy():
     battery = pd.DataFrame({"defense": ["D"] * 4, "attack": ["pgd", "square", "apgd-t", "worst case"],
                             "accuracy": [0.0, 0.2, 0.0, 0.0], "images": [10] * 4})
     weaker = pd.DataFrame({"defense": ["D"], "threat_model": ["gray-box"], "accuracy": [0.9], "images": [20]})
-    assert adaptive_reports.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
+    assert tables.verdict(battery.replace({"D": "DDSA"}), weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == "pgd and apgd-t"
     tied = pd.DataFrame({"defense": ["DDSA"] * 6, "attack": ["pgd", "square", "apgd-t", "apgd-ce", "fab-t", "worst case"],
                          "accuracy": [0.0] * 6, "images": [10] * 6})  # five at the lowest: every one named, none as "2 more"
-    assert adaptive_reports.verdict(tied, weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == \
+    assert tables.verdict(tied, weaker.replace({"D": "DDSA"}), "mnist")["ddsa_breaker"] == \
         "pgd, square, apgd-t, apgd-ce and fab-t"
 
 
 def test_the_verdict_gives_every_defense_key_on_a_dataset_without_magnet():
     battery = pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [0.0, 0.0], "images": [10] * 2})
     weaker = pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [0.9], "images": [20]})
-    out = adaptive_reports.verdict(battery, weaker, "cifar10")
+    out = tables.verdict(battery, weaker, "cifar10")
     assert out["magnet_worst"] == "not run on cifar10" and out["ddsa_worst"] == "0.0%"
-    assert set(recorded.VERDICT_KEYS) <= set(out)  # the keys chapter 07 glues, on either dataset
+    assert set(records.VERDICT_KEYS) <= set(out)  # the keys chapter 07 glues, on either dataset
     assert (out["images"], out["gray_images"]) == ("10", "20")  # the battery's and the gray-box rows' own counts
 
 
 def test_the_verdict_category_follows_the_adaptive_and_gray_box_numbers():
     battery = lambda w: pd.DataFrame({"defense": ["DDSA"] * 2, "attack": ["pgd", "worst case"], "accuracy": [w, w], "images": [10] * 2})
     weaker = lambda g: pd.DataFrame({"defense": ["DDSA"], "threat_model": ["gray-box"], "accuracy": [g], "images": [20]})
-    category = lambda w, g: adaptive_reports.verdict(battery(w), weaker(g), "mnist")["category"]
+    category = lambda w, g: tables.verdict(battery(w), weaker(g), "mnist")["category"]
     assert category(0.0, 0.9) == "gray-box only"
     assert category(0.0, 0.16) == category(0.2, 0.2) == "no robustness"  # near chance: at most 2 x 10 %
     assert category(0.5, 0.9) == "overstated" and category(0.85, 0.9) == "holds"
-    assert {category(w, g) for w in (0, 0.3, 0.9) for g in (0, 0.5, 0.95)} == set(adaptive_reports.VERDICT_CATEGORIES)
+    assert {category(w, g) for w in (0, 0.3, 0.9) for g in (0, 0.5, 0.95)} == set(tables.VERDICT_CATEGORIES)
 
 def test_describe_names_device_commit_date_and_minutes():
     doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
@@ -109,13 +109,13 @@ def test_describe_names_device_commit_date_and_minutes():
 
 def test_seed_table_gives_mean_and_sample_std_per_cell():
     rows = [{"seed": s, "cell": "gray-box PGD", "defense": "DDSA", "accuracy": a} for s, a in enumerate((0.1, 0.2, 0.3))]
-    table = adaptive_reports.seed_table({"rows": rows, "seeds": [0, 1, 2]})
+    table = tables.seed_table({"rows": rows, "seeds": [0, 1, 2]})
     got = table.loc[("gray-box PGD", "DDSA")]
     assert got["mean"] == pytest.approx(0.2) and got["std"] == pytest.approx(0.1) and got["seeds"] == 3
 
 
 def test_defended_systems_builds_only_what_is_asked(monkeypatch):
-    from ddsa_core import baselines, reports
+    from ddsa_core import baselines, experiments
 
     def refuse(*args, **kwargs):
         raise AssertionError("trained a defense that was not asked for")
@@ -123,9 +123,9 @@ def test_defended_systems_builds_only_what_is_asked(monkeypatch):
     monkeypatch.setattr(baselines, "magnet", refuse)
     monkeypatch.setattr(baselines, "adversarial_training", refuse)
     cfg = make_config("quick", "mnist", device="cpu")
-    assert list(reports.defended_systems(cfg, only=("No defense",))) == ["No defense"]
+    assert list(experiments.defended_systems(cfg, only=("No defense",))) == ["No defense"]
     with pytest.raises(ValueError, match=r"\['Magnet'\] unknown for mnist; allowed"):
-        reports.defended_systems(cfg, only=("Magnet",))
+        experiments.defended_systems(cfg, only=("Magnet",))
 
 
 def test_a_cpu_record_names_the_cpu_model(tmp_path, monkeypatch):
@@ -161,5 +161,5 @@ def test_only_the_record_command_writes_results(monkeypatch, tmp_path):
     write(cfg)  # as a chapter cell calls a stage
     assert (tmp_path / "live/quick/mnist/a.json").exists() and not (tmp_path / "results").exists()
     monkeypatch.setattr(record, "STAGES", {"a": write})
-    assert record.run(cfg, ["a"])[0]["status"] == "recorded"
+    assert record.record_stages(cfg, ["a"])[0]["status"] == "recorded"
     assert (tmp_path / "results/quick/mnist/a.json").exists()

@@ -19,12 +19,12 @@ def test_chapters_follow_the_toc():
 ])
 def test_bad_input_fails_before_anything_runs(args, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        reproduce.run(out=tmp_path, **args)
+        reproduce.run_chapters(out=tmp_path, **args)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_dry_run_lists_every_chapter_and_writes_nothing(tmp_path, capsys):
-    rows = reproduce.run("paper", "mnist", out=tmp_path, dry_run=True)
+    rows = reproduce.run_chapters("paper", "mnist", out=tmp_path, dry_run=True)
     assert [r["chapter"] for r in rows] == [c.stem for c in reproduce.chapters()]
     assert {r["status"] for r in rows} == {"would run"} and list(tmp_path.iterdir()) == []
 

@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import pytest
 
-from ddsa_core import record, reports, results
+from ddsa_core import record, results, tables
 from ddsa_core.config import make_config
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.slow  # each test trains every CIFAR-10 model of the sm
 def test_every_cifar10_stage_records_in_the_smoke_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     cfg = make_config("smoke", "cifar10", device="cpu")
-    rows = record.run(cfg, record.stages_for("cifar10"))
+    rows = record.record_stages(cfg, record.stages_for("cifar10"))
     assert {r["stage"]: r["status"] for r in rows} == {s: "recorded" for s in record.stages_for("cifar10")}
-    gray = results.load("smoke", "cifar10", "gray_box")
+    gray = results.load_record("smoke", "cifar10", "gray_box")
     assert gray["data_source"].startswith("cifar10") and gray["config"]["profile"] == "smoke"
 
 
@@ -43,5 +43,5 @@ def test_cifar10_chapters_execute_in_the_smoke_profile(chapter, monkeypatch, tmp
              for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
     assert glued, "the chapter glued nothing"
     if chapter == "06_results":  # a CIFAR-10 build never shows its numbers under the landing page's MNIST label
-        assert glued["mnist_claims_held"].strip("'") == reports.NOT_RUN != glued["claims_held"].strip("'")
+        assert glued["mnist_claims_held"].strip("'") == tables.NOT_RUN != glued["claims_held"].strip("'")
     assert (tmp_path / "results" / "smoke" / "cifar10").is_dir()  # it recorded its CIFAR-10 runs

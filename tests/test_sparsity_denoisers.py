@@ -98,8 +98,8 @@ def test_ddsa_and_dda_train_once_and_differ_only_by_the_rule(tmp_path, monkeypat
     monkeypatch.setattr(defenses, "fit", lambda *a, **k: pytest.fail("trained again"))
     reloaded = defenses.denoiser(cfg, "ddsa")
     assert reloaded.cached and _channels_last(reloaded.model)
-    from ddsa_core import reports
-    system = reports.defended_systems(cfg, only=("DDSA",))["DDSA"][0]  # carries the training record chapter 7 reads
+    from ddsa_core import experiments
+    system = experiments.defended_systems(cfg, only=("DDSA",))["DDSA"][0]  # carries the training record chapter 7 reads
     assert system.meta == reloaded.meta and "restarted" in system.meta
     with pytest.raises(ValueError, match="defense name must be one of"):
         defenses.denoiser(cfg, "magnet")

@@ -1,9 +1,9 @@
-"""The recorded paper-profile runs (``results/paper/<dataset>/*.json``) as the chapters show them.
+"""The committed records (``results/<profile>/<dataset>/*.json``), read as the chapters show them.
 
-Each ``*_glue`` function returns every text value a chapter glues from one recorded run, with
-:data:`PENDING` for each key until that run exists, so a chapter never guesses its own keys.
-The frames and tables come from the same builders as the live run's, in :mod:`ddsa_core.reports`
-and :mod:`ddsa_core.adaptive_reports`.
+:func:`document` and :func:`read` load a record; the ``*_rows`` and ``*_history`` readers return its
+frames; :func:`table_of` builds a :mod:`ddsa_core.tables` table from it, or the :class:`Missing`
+admonition that names the command which makes it. Each ``*_glue`` function returns the values a
+chapter glues from one record, with :data:`PENDING` for each key until that record exists.
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import math
 
 import pandas as pd
 
-from . import adaptive, adaptive_reports, data, paper, reports, results, sanity
+import torch
+
+from . import adaptive, data, experiments, paper, results, sanity, tables
 from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
@@ -22,9 +24,9 @@ def _pending(*keys: str) -> dict[str, str]:
     return {key: PENDING for key in keys}
 
 
-def _doc(dataset: str, name: str, profile: str = "paper") -> dict | None:
+def document(dataset: str, name: str, profile: str = "paper") -> dict | None:
     """The recorded document ``results/<profile>/<dataset>/<name>.json`` (results, provenance, wall times), if any."""
-    return results.load(profile, dataset, name)
+    return results.load_record(profile, dataset, name)
 
 
 RECORD_COMMAND = "python -m ddsa_core.record"
@@ -57,23 +59,29 @@ def _results(doc: dict | None) -> dict | None:
     return doc["results"] if doc else None
 
 
+def read(dataset: str, name: str, profile: str = "paper") -> dict | None:
+    """The results of the record ``name`` (what its stage returned), or ``None`` before it exists."""
+    return _results(document(dataset, name, profile))
+
+
+def table_of(build, dataset: str, name: str, *args, profile: str = "paper"):
+    """``build(results, *args)``: a :mod:`ddsa_core.tables` table of the record ``name``, or its :class:`Missing`."""
+    run = read(dataset, name, profile)
+    return build(run, *args) if run else missing(name, dataset, profile)
+
+
 # --- Classifiers (chapter 2) and attacks (chapter 3) -----------------------------------------------
 
-def classifier(dataset: str) -> dict | None:
-    """The recorded classifier run of ``dataset`` (accuracy, history, provenance), if any."""
-    return _doc(dataset, "classifier")
-
-
-def history_frame() -> pd.DataFrame:
+def classifier_history() -> pd.DataFrame:
     """Per-epoch history of every recorded classifier run, in long form."""
-    return reports.history_frame({ds: rec["results"] for ds in paper.CLEAN_ACCURACY if (rec := classifier(ds))})
+    return tables.history_frame({ds: run for ds in paper.CLEAN_ACCURACY if (run := read(ds, "classifier"))})
 
 
 def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
     """``rec_<dataset>_*``: test accuracy, device and training minutes, the held-out accuracy's range and mean
     over the last epochs (``val_range`` holds test accuracy where there is no validation split) and its best
     epoch, and the training loss at its lowest and at the end."""
-    rec, key = classifier(dataset), f"rec_{dataset}_"
+    rec, key = document(dataset, "classifier"), f"rec_{dataset}_"
     if rec is None:
         return _pending(key + "acc", key + "when", key + "val_range", key + "peak", key + "tail_mean", key + "loss")
     history = rec["results"]["history"]
@@ -88,41 +96,35 @@ def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
             key + "loss": f"{low['loss']:.2f} at epoch {low['epoch']} to {last['loss']:.2f} at epoch {last['epoch']}"}
 
 
-def no_defense_table(dataset: str) -> pd.DataFrame | str:
-    """The "No defense" column of the recorded attack run, or why it is missing."""
-    run = _results(_doc(dataset, "attacks_no_defense"))
-    return reports.no_defense_table(run, dataset) if run else missing("attacks_no_defense", dataset)
-
-
 def no_defense_glue(dataset: str, attacks: tuple[str, ...] = ("fgsm", "pgd")) -> dict[str, str]:
     """``rec_<dataset>_nodef_<attack>``: the recorded undefended accuracy under each attack, and ``rec_<dataset>_clean``."""
-    table, key = no_defense_table(dataset), f"rec_{dataset}_"
+    table, key = table_of(tables.no_defense_table, dataset, "attacks_no_defense", dataset), f"rec_{dataset}_"
     out = {key + f"nodef_{a}": PENDING if isinstance(table, str) else f"{table.loc[a, ('No defense', 'ours')]:.3f}"
            for a in attacks}
     return out | {key + "clean": classifier_glue(dataset)[key + "acc"]}
 
 
-def gradient_masking(dataset: str) -> dict:
+def gradient_diagnostics(dataset: str) -> dict:
     """``{"masking", "variants", "device"}``: the recorded gradient-masking checks and gradient-variant
     attacks (each ``None`` while pending) and the device the variants ran on."""
-    variants = _doc(dataset, "attacks_gradient_variants")
-    return {"masking": _results(_doc(dataset, "gradient_masking")), "variants": _results(variants),
+    variants = document(dataset, "attacks_gradient_variants")
+    return {"masking": _results(document(dataset, "gradient_masking")), "variants": _results(variants),
             "device": variants["provenance"]["device"] if variants else PENDING}
 
 
 def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """The device of the gradient-variant run, its saturation statistics, each attack's accuracy and
     crafting seconds per gradient variant, and the share of images the float32 FGSM and MIM leave
-    unchanged, as text. ``rec``: :func:`gradient_masking`'s result, if loaded."""
-    rec = rec or gradient_masking(dataset)
+    unchanged, as text. ``rec``: :func:`gradient_diagnostics`' result, if loaded."""
+    rec = rec or gradient_diagnostics(dataset)
     sat = (rec["masking"] or {}).get("saturation", {})
     fmt = lambda key, spec: format(sat[key], spec) if key in sat else PENDING
     rows = {(r["attack"], r["variant"]): r for r in (rec["variants"] or {"rows": []})["rows"]}
     cell = lambda attack, variant, key, spec: (format(rows[attack, variant][key], spec) if (attack, variant) in rows
                                                else PENDING)
     per_attack = {f"gm_paper_{a}_unchanged": cell(a, "float32", "unchanged", ".1%") for a in ("fgsm", "mim")}
-    for variant in reports.GRADIENT_VARIANTS:
-        for a in reports.LINF_ATTACKS:
+    for variant in experiments.GRADIENT_VARIANTS:
+        for a in experiments.LINF_ATTACKS:
             per_attack[f"gm_paper_{a}_{variant}"] = cell(a, variant, "accuracy", ".3f")
             per_attack[f"gm_paper_{a}_{variant}_s"] = cell(a, variant, "craft_s", ".0f")
     return per_attack | {"gm_paper_device": rec["device"],
@@ -140,7 +142,7 @@ def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
     its runs; :data:`PENDING` when none is recorded."""
     runs: dict[str, list[str]] = {}
     for name in names:
-        if (doc := _doc(dataset, name)) is not None:
+        if (doc := document(dataset, name)) is not None:
             runs.setdefault(doc["provenance"]["device"], []).append(name)
     if len(runs) < 2:
         return next(iter(runs), PENDING)
@@ -151,7 +153,7 @@ def paper_settings_glue(dataset: str) -> dict[str, str]:
     """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
     the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
     cfg = make_config("paper", dataset)
-    count = reports.first_or_all  # "all N" or "the first N"
+    count = tables.first_or_all  # "all N" or "the first N"
     return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
             "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
             "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": count(cfg.adaptive_size, data.TEST_SIZE),
@@ -161,14 +163,9 @@ def paper_settings_glue(dataset: str) -> dict[str, str]:
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
 
-def gray_box(dataset: str) -> dict | None:
-    """The recorded DDSA/DDA run (training histories, Table 7 or 8, sparsity), if any."""
-    return _doc(dataset, "gray_box")
-
-
-def epsilon_sweep(dataset: str) -> pd.DataFrame | None:
+def epsilon_sweep_rows(dataset: str) -> pd.DataFrame | None:
     """The recorded Figure 5 rows (gray-box accuracy against eps, with and without DDSA), or ``None`` before that run exists."""
-    run = _results(_doc(dataset, "epsilon_sweep"))
+    run = _results(document(dataset, "epsilon_sweep"))
     return pd.DataFrame(run["rows"]) if run else None
 
 
@@ -181,7 +178,7 @@ def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
     n = int(at.loc[('DDSA', 'pgd'), 'images'])
-    return {f"{prefix}images": reports.first_or_all(n, data.TEST_SIZE),
+    return {f"{prefix}images": tables.first_or_all(n, data.TEST_SIZE),
             f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
             f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
@@ -207,7 +204,7 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
     (DDSA's with its PGD training pairs), and at the paper's eps its images, clean accuracy without and behind DDSA and DDSA's
     PGD accuracy (``rec_eps_*``), beside the same of the recorded gray-box run (``rec_eps_gb_*``);
     :data:`PENDING` where a run is missing."""
-    doc, gray = _doc(dataset, "epsilon_sweep"), _doc(dataset, "gray_box")
+    doc, gray = document(dataset, "epsilon_sweep"), document(dataset, "gray_box")
     out = _pending(*EPS_KEYS)
     if gray is not None:
         out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
@@ -222,7 +219,7 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
 
 def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:
     """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
-    run = _results(_doc(dataset, "sparsity_ablation", profile))
+    run = _results(document(dataset, "sparsity_ablation", profile))
     return pd.DataFrame(run["rows"]).set_index("denoiser") if run else None
 
 
@@ -230,12 +227,12 @@ def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
     """The recorded gray-box table beside the paper's and the sparsity statistics, or why they are missing."""
     if doc is None:
         return missing("gray_box", dataset)
-    return [reports.gray_box_table(doc["results"], dataset), reports.sparsity_frame(doc["results"])]
+    return [tables.gray_box_table(doc["results"], dataset), tables.sparsity_frame(doc["results"])]
 
 
 def gray_box_history(doc: dict | None) -> pd.DataFrame | None:
     """Per-epoch training and validation history of the recorded DDSA and DDA, in long form."""
-    return reports.history_frame(doc["results"]["history"], key="defense") if doc else None
+    return tables.history_frame(doc["results"]["history"], key="defense") if doc else None
 
 
 def plateau(history: list[dict], metric: str, within: float) -> dict[str, float]:
@@ -253,7 +250,7 @@ def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     """Provenance, the sparsity statistics, and where DDSA's validation PGD accuracy levels off, recorded."""
     keys = ("rec_gb_provenance", "rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa",
             "rec_gb_epochs", "rec_gb_best", "rec_gb_within", "rec_gb_tail", "rec_gb_tail_epochs", "rec_gb_noise")
-    doc = doc or gray_box(dataset)
+    doc = doc or document(dataset, "gray_box")
     if doc is None:
         return _pending(*keys)
     stats = doc["results"]["sparsity"]
@@ -284,18 +281,18 @@ def beta_glue(dataset: str) -> dict[str, str]:
             "rec_beta1_act": f"{one.mean_activation:.2f}", "rec_beta10_act": f"{ten.mean_activation:.1f}"}
 
 
-def beta_sweep(dataset: str) -> pd.DataFrame | None:
+def beta_sweep_rows(dataset: str) -> pd.DataFrame | None:
     """The recorded beta sweep on validation images, one row per sparsity rate (indexed by beta), or ``None``."""
-    run = _results(_doc(dataset, "beta_sweep"))
+    run = _results(document(dataset, "beta_sweep"))
     return pd.DataFrame(run["rows"]).set_index("beta") if run else None
 
 
 def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
     """Per-epoch history of each recorded beta's DDSA, in long form, rates in numeric order, or ``None``."""
-    run = _results(_doc(dataset, "beta_sweep"))
+    run = _results(document(dataset, "beta_sweep"))
     if not run:
         return None
-    frame = reports.history_frame(run["history"], key="beta")  # the record's keys are strings, sorted as text
+    frame = tables.history_frame(run["history"], key="beta")  # the record's keys are strings, sorted as text
     return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
 
 
@@ -307,7 +304,7 @@ def beta_sweep_glue(dataset: str) -> dict[str, str | float]:
     """The recorded beta sweep: provenance, device, the validation images and the rates tried; the book's
     rate's final gray-box PGD accuracy on them, the best other rate and its accuracy, the book's lead over
     it and one measurement's noise (a 95 % binomial half-width), both in points."""
-    doc = _doc(dataset, "beta_sweep")
+    doc = document(dataset, "beta_sweep")
     if doc is None:
         return _pending(*BETA_KEYS)
     run, book = doc["results"], make_config("paper", dataset).sparsity_beta
@@ -322,10 +319,10 @@ def beta_sweep_glue(dataset: str) -> dict[str, str | float]:
 
 def lr_sweep_doc(dataset: str) -> dict | None:
     """The largest-scale recorded learning-rate sweep of ``dataset``: the paper profile's, else the reduced one's."""
-    return _doc(dataset, "lr_sweep") or table8_run(dataset, "lr_sweep")
+    return document(dataset, "lr_sweep") or table8_run(dataset, "lr_sweep")
 
 
-def lr_sweep(dataset: str) -> pd.DataFrame | None:
+def lr_sweep_rows(dataset: str) -> pd.DataFrame | None:
     """The recorded learning-rate sweep, one row per rate (indexed by lr), or ``None`` before it exists."""
     doc = lr_sweep_doc(dataset)
     return pd.DataFrame(doc["results"]["rows"]).set_index("lr") if doc else None
@@ -334,7 +331,7 @@ def lr_sweep(dataset: str) -> pd.DataFrame | None:
 def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
     """Per-epoch history of each recorded rate's classifier, in long form keyed ``lr``, or ``None``."""
     doc = lr_sweep_doc(dataset)
-    return reports.history_frame(doc["results"]["history"], key="lr") if doc else None
+    return tables.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
 LR_KEYS = ("rec_lr_provenance", "rec_lr_profile", "rec_lr_epochs", "rec_lr_images", "rec_lr_device",
@@ -370,7 +367,7 @@ def lr_sweep_glue(dataset: str) -> dict[str, str | float | int]:
            "rec_lr_other_acc": float(other.test_accuracy), "rec_lr_gap": float(100 * (other.test_accuracy - mine.test_accuracy)),
            "rec_lr_noise": 100 * sanity.binomial_margin(max(other.test_accuracy, mine.test_accuracy), run["images"],
                                                         continuity=False)}
-    paper = classifier(dataset)
+    paper = document(dataset, "classifier")
     history = paper["results"]["history"] if paper else []
     low = min(history, key=lambda h: h["loss"]) if history else None
     return out | {"rec_lr_paper_low_loss": low["loss"] if low else PENDING,
@@ -396,7 +393,7 @@ def cifar10_costs() -> dict[str, str | float | int]:
                 "rec_red_clf_epochs": red["config"]["clf_epochs"],
                 "rec_red_clf_minutes": " and ".join(f"{m:.0f}" for m, _, _ in runs),
                 "rec_red_clf_device": " and ".join(sorted({device for _, device, _ in runs}))}
-    if paper := classifier("cifar10"):
+    if paper := document("cifar10", "classifier"):
         out["rec_lr_cost_gpu"] = 2 * paper["wall_s"]["train"] / 60
     if sweep:
         minutes = [w["train_wall_s"] / 60 for w in sweep["results"]["weights"].values()]
@@ -416,15 +413,9 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
     return runs
 
 
-def baselines_table(dataset: str) -> pd.DataFrame | str:
-    """The baselines table of the recorded run, or why it is missing."""
-    run = _results(_doc(dataset, "baselines"))
-    return reports.baselines_table(run) if run else missing("baselines", dataset)
-
-
 def baselines_glue(dataset: str) -> dict[str, str]:
     """Provenance, MagNet's false-positive rate and the baselines' clean accuracy, recorded."""
-    doc = _doc(dataset, "baselines")
+    doc = document(dataset, "baselines")
     if doc is None:
         return _pending("rec_bl_provenance", "rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
     run = doc["results"]
@@ -436,19 +427,9 @@ def baselines_glue(dataset: str) -> dict[str, str]:
 
 # --- Every threat model (chapter 6) ---------------------------------------------------------------
 
-def threat_models(dataset: str) -> dict | None:
-    """The recorded black-, gray- and white-box document of ``dataset`` (results and provenance), if any."""
-    return _doc(dataset, "threat_models")
-
-
-def threat_model_run(dataset: str, doc: dict | None = None) -> dict | None:
-    """The recorded black-, gray- and white-box results of ``dataset``, if any. ``doc``: :func:`threat_models`' result."""
-    return _results(doc or threat_models(dataset))
-
-
-def pgd_iterations(dataset: str) -> pd.DataFrame | None:
+def pgd_iterations_rows(dataset: str) -> pd.DataFrame | None:
     """The recorded Figure 6 rows, or ``None`` before that run exists."""
-    run = _results(_doc(dataset, "pgd_iterations"))
+    run = _results(document(dataset, "pgd_iterations"))
     return pd.DataFrame(run["rows"]) if run else None
 
 
@@ -459,15 +440,15 @@ def pgd_at(rows: list[dict], defense: str) -> float:
 
 def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded.
-    ``doc``: :func:`threat_models`' result, if already loaded."""
-    doc = doc or threat_models(dataset)
+    ``doc``: the ``threat_models`` record, if already loaded."""
+    doc = doc or document(dataset, "threat_models")
     if doc is None:
         return _pending("rec_claims_held", "rec_claims_failed", "rec_tm_provenance", "rec_ddsa_white_pgd",
                         "rec_ddsa_gray_pgd", "rec_dda_white_pgd", "rec_magnet_white_linf", "rec_magnet_white_cw")
     run = doc["results"]
-    claims = reports.claims_table(run, dataset)
+    claims = tables.claims_table(run, dataset)
     return _magnet_white(run["white_box"], dataset) | {
-            "rec_claims_held": reports.claims_held_text(claims),
+            "rec_claims_held": tables.claims_held_text(claims),
             "rec_claims_failed": "; ".join(f"“{c}”" for c in claims.index[claims["holds in ours"] == False]) or "none",  # noqa: E712
             "rec_tm_provenance": results.describe(doc),
             "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
@@ -480,9 +461,9 @@ def _magnet_white(rows: list[dict], dataset: str) -> dict[str, str]:
     when an MNIST record lacks any of those rows (the chapter's sentence would not parse around a gap)."""
     acc = {r["attack"]: r["accuracy"] for r in rows if r["defense"] == "MagNet"}
     if dataset != "mnist" and not acc:
-        return dict.fromkeys(("rec_magnet_white_linf", "rec_magnet_white_cw"), adaptive_reports.MAGNET_MNIST_ONLY)
-    _require([a for a in (*reports.LINF_ATTACKS, "cw") if a not in acc], "white-box", dataset, "threat_models")
-    linf = [acc[a] for a in reports.LINF_ATTACKS]
+        return dict.fromkeys(("rec_magnet_white_linf", "rec_magnet_white_cw"), tables.MAGNET_MNIST_ONLY)
+    _require([a for a in (*experiments.LINF_ATTACKS, "cw") if a not in acc], "white-box", dataset, "threat_models")
+    linf = [acc[a] for a in experiments.LINF_ATTACKS]
     span = f"{min(linf):.3f}" if min(linf) == max(linf) else f"{min(linf):.3f}-{max(linf):.3f}"
     return {"rec_magnet_white_linf": span, "rec_magnet_white_cw": f"{acc['cw']:.3f}"}
 
@@ -497,10 +478,10 @@ def _require(missing: list[str], part: str, dataset: str, stage: str) -> None:
 def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:
     """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``.
     ``rows``: :func:`pgd_iterations`' result, if already loaded."""
-    rows = rows if rows is not None else pgd_iterations(dataset)
+    rows = rows if rows is not None else pgd_iterations_rows(dataset)
     if rows is None:
         return _pending(*(f"{prefix}fig6_{k}" for k in ("ddsa", "dda", "images", "iterations")))
-    return reports.pgd_iterations_glue(rows, prefix=prefix)
+    return tables.fig6_glue(rows, prefix=prefix)
 
 
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
@@ -512,7 +493,7 @@ VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gra
 def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
     threat models, ablation), its one-line ``provenance`` and ``config``, or ``None`` before that run exists."""
-    doc = _doc(dataset, "adaptive", profile)
+    doc = document(dataset, "adaptive", profile)
     if doc is None:
         return None
     run = doc["results"]
@@ -542,7 +523,7 @@ def _flagged_glue(rec: dict) -> dict[str, str]:
     out = {"r_noise_curves": "; ".join(noise) or "no curve is flagged"}
     dataset = rec["config"]["dataset"]
     if dataset != "mnist" and "MagNet" not in set(rec["battery"].defense):
-        return out | dict.fromkeys(CHECK_KEYS[1:], adaptive_reports.MAGNET_MNIST_ONLY)
+        return out | dict.fromkeys(CHECK_KEYS[1:], tables.MAGNET_MNIST_ONLY)
     steps, restarts, free = (_magnet_rows(rec, name, by) for name, by in (("steps", "steps"), ("restarts", "restarts"),
                                                                           ("unbounded", "eps")))
     return out | {
@@ -573,7 +554,7 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     out = _flagged_glue(rec) | {"r_provenance": rec["provenance"],
            "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
            "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
-    out |= {f"r_{k}": v for k, v in adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset).items()}
+    out |= {f"r_{k}": v for k, v in tables.verdict(rec["battery"], rec["weaker"], dataset).items()}
     ab = rec["ablation"]
     if ab is None:
         return out | _pending(*ablation_keys)
@@ -584,28 +565,20 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
                   "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
 
 
-SEED_KEYS = ("r_s_provenance", "r_s_images", *(f"r_s_{k}" for k in adaptive_reports.SEED_GLUE_KEYS))
-
-
-def seed_table(dataset: str) -> pd.DataFrame | str:
-    """The recorded key cells over seeds (mean, std, min, max per cell and defense), or why they are missing."""
-    doc = _doc(dataset, "seeds")
-    if doc is None:
-        return missing("seeds", dataset)
-    return adaptive_reports.seed_table(doc["results"])
+SEED_KEYS = ("r_s_provenance", "r_s_images", *(f"r_s_{k}" for k in tables.SEED_GLUE_KEYS))
 
 
 def seed_glue(dataset: str) -> dict[str, str]:
-    """The recorded seeds run's numbers (:func:`ddsa_core.adaptive_reports.seed_glue`, keyed ``r_s_*``),
+    """The recorded seeds run's numbers (:func:`ddsa_core.tables.seed_table_glue`, keyed ``r_s_*``),
     its provenance and image counts, or :data:`PENDING` for each of :data:`SEED_KEYS`."""
-    doc = _doc(dataset, "seeds")
+    doc = document(dataset, "seeds")
     if doc is None:
         return _pending(*SEED_KEYS)
     images = doc["results"]["images"]
     return {"r_s_provenance": results.describe(doc),
-            "r_s_images": (f"{reports.first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
-                           f"({reports.first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
-            **adaptive_reports.seed_glue(doc["results"], prefix="r_s_")}
+            "r_s_images": (f"{tables.first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
+                           f"({tables.first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
+            **tables.seed_table_glue(doc["results"], prefix="r_s_")}
 
 
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
@@ -616,20 +589,20 @@ def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFra
     return adaptive.accuracy_table(rec["battery"])
 
 
-def detector_aware_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
+def magnet_detector_aware(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """MagNet attacked with its detectors in the loop, from the recorded adaptive run, or why it is missing."""
     if dataset != "mnist":
-        return adaptive_reports.MAGNET_MNIST_ONLY
+        return tables.MAGNET_MNIST_ONLY
     rec = rec or adaptive_frames(dataset)
     if rec is None or "detector-aware" not in set(rec["battery"].attack):
         return PENDING
-    return adaptive_reports.detector_aware_table(rec["battery"], rec["config"]["adaptive_steps"],
+    return tables.detector_aware_table(rec["battery"], rec["config"]["adaptive_steps"],
                                                  rec["config"]["adaptive_restarts"])
 
 
 def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
-    return {"rec_magnet_aware": adaptive_reports.detector_aware_text(detector_aware_table(dataset, rec))}
+    return {"rec_magnet_aware": tables.detector_aware_text(magnet_detector_aware(dataset, rec))}
 
 
 # --- CIFAR-10's adaptive evaluation at the scale two CPU cores run (chapter 7) -----------------------
@@ -651,7 +624,7 @@ def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] |
         return None
     run = gray["results"]
     clf = run["classifier_key"]
-    same = {"No defense": clf} | {label: reports.system_key(run["weights_keys"][name], clf)
+    same = {"No defense": clf} | {label: experiments.system_key(run["weights_keys"][name], clf)
                                   for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}
     if any(keys.get(label) != key for label, key in same.items()):
         return None
@@ -662,14 +635,14 @@ def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] |
 def cpu_adaptive_glue(dataset: str, profile: str = CPU_PROFILE) -> dict[str, str | float | int] | None:
     """The recorded ``profile`` adaptive run of ``dataset`` as values (``c10_*``): its provenance and scale,
     clean accuracy without and behind each denoiser (from the gray-box record of the same weights, else
-    ``None``), :func:`~ddsa_core.adaptive_reports.verdict`'s numbers, DDSA's clean cost and gray-box gain
+    ``None``), :func:`~ddsa_core.tables.verdict`'s numbers, DDSA's clean cost and gray-box gain
     in points, and the sanity checks passed; ``None`` before the run exists."""
     rec = adaptive_frames(dataset, profile)
     if rec is None:
         return None
     cfg = Config(**rec["config"])
-    v = adaptive_reports.verdict(rec["battery"], rec["weaker"], dataset)
-    clean = _clean_behind(_doc(dataset, "gray_box", profile), rec["keys"])
+    v = tables.verdict(rec["battery"], rec["weaker"], dataset)
+    clean = _clean_behind(document(dataset, "gray_box", profile), rec["keys"])
     gray = rec["weaker"][rec["weaker"].threat_model == "gray-box"].set_index("defense").accuracy
     out = {f"c10_{k}": v[k] for k in ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd",
                                        "dda_worst", "adv_worst", "none_worst", "category")}
@@ -694,13 +667,18 @@ TABLE8_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examp
 
 def table8_run(dataset: str, name: str, profile: str = REDUCED) -> dict | None:
     """A recorded run of Table 8's stages, ``results/<profile>/<dataset>/<name>.json``, if any."""
-    return results.load(profile, dataset, name)
+    return results.load_record(profile, dataset, name)
 
 
-def denoised_examples(dataset: str, profile: str) -> dict | None:
+def denoised_images(dataset: str, profile: str) -> dict | None:
     """Figure 7's (MNIST) or 8's (CIFAR-10) images from a recorded run's DDSA (clean, adversarial, denoised), if recorded."""
     doc = table8_run(dataset, "denoised_examples", profile)
-    return reports.recorded_examples(doc) if doc else None
+    if doc is None:
+        return None
+    res = doc["results"]
+    pred = lambda part: (torch.tensor(res[f"{part}_values"]), torch.tensor(res[f"{part}_indices"]))
+    return ({k: results.unpack_images(res[k]) for k in experiments.EXAMPLE_IMAGES} | {"y": torch.tensor(res["y"])}
+            | {part: pred(part) for part in experiments.EXAMPLE_PREDICTIONS})
 
 
 def deviations(doc: dict) -> pd.DataFrame:
@@ -718,7 +696,7 @@ def reduced_tables(dataset: str) -> list[pd.DataFrame] | str:
     doc = table8_run(dataset, "gray_box")
     if doc is None:
         return missing("gray_box", dataset, REDUCED, TABLE8_STAGES)
-    return [reports.gray_box_table(doc["results"], dataset), deviations(doc)]
+    return [tables.gray_box_table(doc["results"], dataset), deviations(doc)]
 
 
 def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
@@ -726,7 +704,7 @@ def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
     doc = table8_run(dataset, "gray_box", profile)
     if doc is None:
         return missing("gray_box", dataset, profile)
-    claims = reports.claims_table({"gray_box": doc["results"]["rows"]}, dataset)
+    claims = tables.claims_table({"gray_box": doc["results"]["rows"]}, dataset)
     return claims[claims["threat model"] == "gray-box"].dropna(axis=1, how="all")  # the others' "not measured" notes go
 
 

@@ -1,19 +1,22 @@
-"""What the chapters show: one call per computed result, and the tables beside the paper's."""
+"""The experiments: one function per stage the book shows, which trains or loads its models,
+measures, and records the result with provenance (``results.record``); the registry of defended
+systems (:func:`defended_systems`) the threat models and the adaptive battery attack."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, TypeVar
 
 import pandas as pd
 import torch
 from torch import nn
 
-from . import attacks, baselines, cache, data, defenses, diagnostics, paper, results, threat_models
+from . import adaptive, attacks, baselines, cache, data, defenses, diagnostics, paper, results, sanity, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
-from .config import DATASETS, Config, denoiser_train_size, make_config
+from .config import Config
+from .defenses import Defended
 from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
-from .sparsity import activation_stats, activations, fraction_near_target
 from .runtime import resolve_device
+from .sparsity import activation_stats, activations, fraction_near_target
 from .training import Trained, classifier, monitor_split
 
 
@@ -76,94 +79,6 @@ def lr_sweep_run(cfg: Config, lrs: tuple[float, ...] = CLF_LRS) -> dict:
     return out
 
 
-def history_frame(runs: dict, key: str = "dataset") -> pd.DataFrame:
-    """Per-epoch histories of several runs in long form (``key``, epoch, metric, value).
-
-    ``runs`` maps a name to a history (a list of per-epoch dicts) or to a run holding one under "history".
-    """
-    rows = [
-        {key: name, "epoch": h["epoch"], "metric": k, "value": v}
-        for name, run in runs.items() for h in (run["history"] if isinstance(run, dict) else run)
-        for k, v in h.items() if k not in ("epoch", "epoch_s")
-    ]
-    return pd.DataFrame(rows)
-
-
-SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_batch_size", "cw_size", "cw_max_iter",
-                  "cw_binary_steps", "ae_epochs", "ae_batch_size", "ae_train_size", "magnet_epochs",
-                  "magnet_detector_epochs", "magnet_batch_size", "adv_epochs")
-
-
-def first_or_all(n: int | None, total: int) -> str:
-    """"all N" when ``n`` covers the whole split of ``total`` (or is None), else "the first N"."""
-    return f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
-
-
-def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
-    """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
-    the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
-    A slice of ``None`` (the whole split) reads as the split's size; each slice also has ``<key>_of``,
-    "the first N" or "all N", so the prose need not assume which profile slices."""
-    out = {}
-    for profile in profiles:
-        for ds in DATASETS:
-            cfg = make_config(profile, ds)
-            whole = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
-                     "attack_size": data.TEST_SIZE, "cw_size": data.TEST_SIZE}
-            value = {f: getattr(cfg, f) for f in SETTING_FIELDS} | {"attack_size": attack_slice(cfg, "fgsm"),
-                                                                    "cw_size": attack_slice(cfg, "cw"),
-                                                                    "ae_train_size": denoiser_train_size(cfg)}
-            value |= {f: whole[f] for f, v in value.items() if v is None}
-            out |= {f"{profile}_{ds}_{f}": f"{v:,}" for f, v in value.items()}
-            out |= {f"{profile}_{ds}_{f}_of": first_or_all(v, whole[f]) for f, v in value.items() if f in whole}
-    return out
-
-
-NOT_RUN = "not run in this build"
-
-
-def clean_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
-    """``acc_<dataset>`` for every dataset of the paper: this build's clean test accuracy, or
-    :data:`NOT_RUN` for a dataset the build did not train."""
-    return {f"acc_{ds}": f"{100 * runs[ds]['test_accuracy']:.2f} %" if ds in runs else NOT_RUN for ds in DATASETS}
-
-
-def attack_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
-    """``<dataset>_<attack>_acc`` for every dataset and attack: the undefended classifier's accuracy
-    in this build's attack runs, or :data:`NOT_RUN`."""
-    acc = {(ds, r["attack"]): r["accuracy"] for ds, run in runs.items() for r in run["rows"]}
-    return {f"{ds}_{a}_acc": f"{acc[ds, a]:.3f}" if (ds, a) in acc else NOT_RUN for ds in DATASETS for a in paper.ATTACKS}
-
-
-def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
-    """``values`` plus the landing page's live MNIST keys, ``mnist_<key>`` for each of ``keys``: the
-    chapter's value when it ran MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its
-    numbers under the MNIST label (the recorded sections of chapters 6 and 7 always read MNIST's runs)."""
-    return values | {f"mnist_{k}": values[k] if dataset == "mnist" else NOT_RUN for k in keys}
-
-
-def claims_held_text(claims: pd.DataFrame) -> str:
-    """"k of n": how many of the measurable claims in a :func:`claims_table` hold in ours."""
-    held = claims["holds in ours"]
-    return f"{int((held == True).sum())} of {int(held.notna().sum())}"  # noqa: E712
-
-
-def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
-    """Clean test accuracy: the paper's, this run's, and the recorded ``paper``-profile run's (or 'pending')."""
-    rows = []
-    for ds in runs:
-        rec = results.load("paper", ds, "classifier")
-        rows.append({
-            "dataset": ds,
-            "paper": paper.CLEAN_ACCURACY[ds],
-            f"ours ({profile}, this run)": runs[ds]["test_accuracy"],
-            "ours (paper profile, recorded)": rec["results"]["test_accuracy"] if rec else "pending",
-            "test images (this run)": runs[ds]["test_size"],
-            "data source": data.data_source(ds),
-        })
-    return pd.DataFrame(rows).set_index("dataset")
-
-
 def no_defense_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     """The five attacks against the undefended classifier of ``cfg``: accuracy, norms, cost; recorded."""
     trained = classifier(cfg)
@@ -190,28 +105,6 @@ def no_defense_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     return {"rows": rows, "examples": examples, "model": trained.model}
 
 
-def versus_paper(ours: dict[str, float], theirs: dict[str, float], label: str) -> pd.DataFrame:
-    """One column group of a results table: the paper's number, ours, and ours minus the paper's."""
-    return pd.DataFrame({
-        (label, "paper"): pd.Series(theirs),
-        (label, "ours"): pd.Series(ours),
-        (label, "diff"): pd.Series(ours) - pd.Series(theirs),
-    }).loc[list(ours)]
-
-
-def no_defense_table(run: dict, dataset: str) -> pd.DataFrame:
-    """The "No defense" column of Table 7 (MNIST) or Table 8 (CIFAR-10): the paper's and ours."""
-    ours = {r["attack"]: r["accuracy"] for r in run["rows"]}
-    table = versus_paper(ours, paper.GRAY_BOX[dataset]["no_defense"], "No defense")
-    table[("", "images")] = [r["images"] for r in run["rows"]]
-    return table
-
-
-def rows_frame(run: dict) -> pd.DataFrame:
-    """A run's per-attack rows (accuracy, success, mean norms, crafting time) as a table."""
-    return pd.DataFrame(run["rows"]).drop(columns="params").set_index("attack")
-
-
 def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     """Train (or load) DDSA and DDA, evaluate them gray-box under the five attacks, and record it."""
     t0 = time.perf_counter()
@@ -236,16 +129,6 @@ def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     results.record("gray_box", cfg, out, wall, resolve_device(cfg.device))
     return {**out, "denoisers": {k: t.model for k, t in trained.items()}, "classifier": clf.model,
             "activations": acts}
-
-
-def gray_box_table(run: dict, dataset: str) -> pd.DataFrame:
-    """Table 7 (MNIST) or 8 (CIFAR-10): gray-box accuracy per attack and defense, the paper's beside ours."""
-    frame = pd.DataFrame(run["rows"])
-    parts = []
-    for label, key in (("No defense", "no_defense"), ("DDSA", "ddsa"), ("DDA", "dda")):
-        ours = frame[frame.defense == label].set_index("attack")["accuracy"].to_dict()
-        parts.append(versus_paper(ours, paper.GRAY_BOX[dataset][key], label))
-    return pd.concat(parts, axis=1)
 
 
 def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
@@ -300,7 +183,7 @@ def beta_sweep_run(cfg: Config, betas: tuple[float, ...] = BETAS) -> dict:
     return out
 
 
-def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
+def craft_and_denoise(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
     """Figures 7-8: clean and adversarial images, the DDSA reconstructions of the latter, and the classifier's top label and probability on each."""
     clf = classifier(cfg)
     x, y = data.load(cfg.dataset, "test", attack_slice(cfg, attack))  # the set the attacks chapter cached
@@ -313,33 +196,20 @@ def denoised_examples(run: dict, cfg: Config, attack: str = "fgsm", n: int = 6) 
             "clean_pred": top(x), "adv_pred": top(x_adv), "den_pred": top(denoised)}
 
 
-EXAMPLE_IMAGES = ("x", "x_adv", "denoised")  # :func:`denoised_examples`' images and their top predictions
+EXAMPLE_IMAGES = ("x", "x_adv", "denoised")  # :func:`craft_and_denoise`' images and their top predictions
 EXAMPLE_PREDICTIONS = ("clean_pred", "adv_pred", "den_pred")
 
 
 def denoised_examples_run(cfg: Config, attack: str = "fgsm", n: int = 6) -> dict:
-    """:func:`denoised_examples` of ``cfg``'s DDSA, recorded as ``denoised_examples`` so that a build
+    """:func:`craft_and_denoise` of ``cfg``'s DDSA, recorded as ``denoised_examples`` so that a build
     without the weights can draw Figures 7-8 (images stored as 8-bit pixels)."""
     t0 = time.perf_counter()
-    ex = denoised_examples({"denoisers": {"ddsa": defenses.denoiser(cfg, "ddsa").model}}, cfg, attack, n)
+    ex = craft_and_denoise({"denoisers": {"ddsa": defenses.denoiser(cfg, "ddsa").model}}, cfg, attack, n)
     out = {"attack": attack, "y": ex["y"].tolist()} | {k: results.pack_images(ex[k]) for k in EXAMPLE_IMAGES}
     out |= {f"{part}_{field}": getattr(ex[part], field).tolist() for part in EXAMPLE_PREDICTIONS
             for field in ("values", "indices")}
     results.record("denoised_examples", cfg, out, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return ex
-
-
-def recorded_examples(doc: dict) -> dict:
-    """The examples of a recorded ``denoised_examples`` run, shaped as :func:`denoised_examples` returns them."""
-    res = doc["results"]
-    pred = lambda part: (torch.tensor(res[f"{part}_values"]), torch.tensor(res[f"{part}_indices"]))
-    return ({k: results.unpack_images(res[k]) for k in EXAMPLE_IMAGES} | {"y": torch.tensor(res["y"])}
-            | {part: pred(part) for part in EXAMPLE_PREDICTIONS})
-
-
-def sparsity_frame(run: dict) -> pd.DataFrame:
-    """Activation sparsity of DDSA and DDA: mean activation and zeros on test images, mu_hat statistics."""
-    return pd.DataFrame(run["sparsity"]).T
 
 
 # --- Gradient masking (attacks chapter) ---------------------------------------------------------
@@ -349,11 +219,6 @@ GRADIENT_VARIANTS: dict[str, dict[str, str]] = {
     "float32": {},  # the paper's protocol: cross-entropy differentiated in float32
     "float64": {"precision": "float64"},
     "lse_margin": {"loss": "lse_margin"},
-}
-VARIANT_LABELS: dict[str, str] = {
-    "float32": "ours: float32 CE (paper protocol)",
-    "float64": "ours: float64 CE",
-    "lse_margin": "ours: CE direction without rounding (lse margin)",
 }
 LINF_ATTACKS: tuple[str, ...] = ("fgsm", "rfgsm", "mim", "pgd")
 
@@ -415,49 +280,6 @@ def gradient_variants_run(cfg: Config, names: tuple[str, ...] = LINF_ATTACKS, n:
     return {"rows": rows}
 
 
-def gradient_variants_table(run: dict, dataset: str, value: str = "accuracy") -> pd.DataFrame:
-    """Per L-inf attack: the paper's No-defense accuracy, then ours in each gradient variant.
-
-    ``value`` picks the column shown for each variant (``accuracy``, ``unchanged``, ``craft_s``...);
-    the paper's column is shown for accuracy only.
-    """
-    frame = pd.DataFrame(run["rows"]).pivot(index="attack", columns="variant", values=value)
-    frame = frame.loc[[a for a in paper.ATTACKS if a in frame.index],
-                      [v for v in GRADIENT_VARIANTS if v in frame.columns]]
-    frame.columns = [VARIANT_LABELS[v] for v in frame.columns]
-    if value == "accuracy":
-        frame.insert(0, "paper", [paper.GRAY_BOX[dataset]["no_defense"][a] for a in frame.index])
-    frame["images"] = pd.DataFrame(run["rows"]).groupby("attack")["images"].first()
-    frame.columns.name = None
-    return frame
-
-
-SATURATION_LABELS: dict[str, str] = {
-    "images": "test images",
-    "accuracy": "clean accuracy",
-    "median_top2_margin": "median top-2 logit margin",
-    "above_cancel_float32": "margin >= 16.64: p_y - 1 = 0 in float32",
-    "above_cancel_float64": "margin >= 36.74: p_y - 1 = 0 in float64",
-    "above_underflow_float32": "margin >= 103.97: gradient = 0 in float32",
-    "zero_grad_images_float32": "images with zero CE gradient, float32",
-    "zero_grad_images_float64": "images with zero CE gradient, float64",
-    "zero_grad_entries_exact": "zero gradient entries, exact (architecture)",
-    "zero_grad_entries_float32": "zero gradient entries, float32",
-    "zero_grad_entries_float64": "zero gradient entries, float64",
-    "sign_agreement_float32": "signs as the exact gradient's (nonzero entries), float32",
-    "sign_agreement_float64": "signs as the exact gradient's (nonzero entries), float64",
-}
-
-
-def saturation_frame(runs: dict[str, dict | None]) -> pd.DataFrame:
-    """The saturation statistics of several :func:`gradient_masking_run` results, one column each
-    ('pending' where a run is ``None``), rows labelled by :data:`SATURATION_LABELS`."""
-    cols = {label: pd.Series({SATURATION_LABELS[k]: (round(run["saturation"][k], 4) if run else "pending")
-                              for k in SATURATION_LABELS}, dtype=object)
-            for label, run in runs.items()}
-    return pd.DataFrame(cols)
-
-
 # --- Baselines (baselines chapter) ----------------------------------------------------------------
 
 
@@ -484,26 +306,6 @@ def baselines_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
             "train_adv_training": adv.train_wall_s, "this_run": time.perf_counter() - t0}
     results.record("baselines", cfg, out, wall, resolve_device(cfg.device))
     return {**out, "systems": systems, "parts": parts}
-
-
-def baselines_table(run: dict) -> pd.DataFrame:
-    """Gray-box accuracy per attack: no defense, MagNet (with its detection rate and reformed accuracy), adversarial training."""
-    frame = pd.DataFrame(run["rows"])
-    pick = lambda label, col: frame[frame.defense == label].set_index("attack")[col]
-    return pd.DataFrame({
-        ("No defense", "accuracy"): pick("No defense", "accuracy"),
-        ("MagNet", "accuracy"): pick("MagNet", "accuracy"),
-        ("MagNet", "detected"): pick("MagNet", "detected"),
-        ("MagNet", "reformed, classified right"): pick("MagNet", "classified"),
-        ("Adv. training", "accuracy"): pick("Adv. training", "accuracy"),
-        ("", "images"): pick("No defense", "images"),
-    })
-
-
-# --- Results: every defense under every threat model (results chapter) -----------------------------
-
-DEFENSE_KEYS = {"No defense": "no_defense", "DDSA": "ddsa", "MagNet": "magnet", "Adv. training": "adv_training",
-                "DDA": "dda"}  # the book's labels -> the keys of ddsa_core.paper's tables
 
 
 def system_key(*weights_keys: str) -> str:
@@ -579,112 +381,123 @@ def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS
     results.record("pgd_iterations", cfg, {"rows": rows}, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
     return pd.DataFrame(rows)
 
+T = TypeVar("T")
 
-def pgd_iterations_glue(rows: pd.DataFrame, prefix: str = "") -> dict[str, str]:
-    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``."""
-    at = rows[rows.nb_iter == rows.nb_iter.max()].set_index("defense").accuracy
-    return {f"{prefix}fig6_ddsa": f"{100 * at['DDSA']:.1f}%", f"{prefix}fig6_dda": f"{100 * at['DDA']:.1f}%",
-            f"{prefix}fig6_images": str(int(rows.images.iloc[0])), f"{prefix}fig6_iterations": f"{int(rows.nb_iter.max()):,}"}
-
-
-def paper_score(frame: pd.DataFrame) -> pd.Series:
-    """The figure the paper's tables give: the classifier's accuracy on what the defense passes on,
-    detection ignored. Defense-GAN's evaluation, whose MagNet the paper follows ([30]), scores it so
-    (``utils/gan_defense.py``, ``model_eval_gan``): MagNet's column is its reformer alone. For a
-    system without detectors this is its accuracy."""
-    return frame["classified"].fillna(frame["accuracy"]) if "classified" in frame else frame["accuracy"]
-
-
-def versus_paper_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """A results table: for each defense, the paper's accuracy, ours (:func:`paper_score`) and the difference,
-    one row each, with one column per attack (so five defenses fit a page's width)."""
-    frame = pd.DataFrame(rows).assign(score=lambda f: paper_score(f))
-    parts = []
-    for label in frame.defense.unique():
-        ours = frame[frame.defense == label].set_index("attack")["score"].to_dict()
-        key = DEFENSE_KEYS[label]
-        parts.append(versus_paper(ours, theirs[key], label) if key in theirs else
-                     pd.DataFrame({(label, "ours"): pd.Series(ours)}))
-    return pd.concat(parts, axis=1).T.rename_axis(index=["defense", ""], columns="attack")
-
-
-def _accuracy_by(rows: list[dict] | dict, key_map: bool = False) -> pd.DataFrame:
-    """Accuracy as an (attack × defense-key) frame, from our rows or from one of ``paper``'s tables."""
-    if isinstance(rows, dict):
-        return pd.DataFrame(rows)
-    frame = pd.DataFrame(rows)
-    frame["defense"], frame["score"] = frame.defense.map(DEFENSE_KEYS), paper_score(frame)
-    return frame.pivot(index="attack", columns="defense", values="score")
-
-
-def by_substitute(rows: list[dict]) -> dict[str, list[dict]]:
-    """The rows of :func:`ddsa_core.threat_models.black_box_shared`, grouped by substitute architecture."""
-    out: dict[str, list[dict]] = {}
-    for r in rows:
-        out.setdefault(r["substitute"], []).append(r)
-    return out
-
-
-
-def shared_substitute_table(rows: list[dict], theirs: dict[str, dict[str, float]]) -> pd.DataFrame:
-    """:func:`versus_paper_table` of each shared substitute's rows, stacked under the substitute's name."""
-    tables = {arch: versus_paper_table(group, theirs) for arch, group in by_substitute(rows).items()}
-    return pd.concat(tables, names=["substitute", "defense", ""]) if tables else pd.DataFrame()
-
-def agreement_table(run: dict) -> pd.DataFrame:
-    """How often each black-box substitute agrees with each defended system on the clean attacked images:
-    one substitute per system (``black_box``), and each shared substitute of the undefended classifier."""
-    own = pd.DataFrame(run["black_box"]).groupby("defense", sort=False)["substitute_agreement"].first()
-    parts = {"substitute per system": own}
-    for arch, rows in by_substitute(run.get("black_box_shared", [])).items():
-        parts[f"shared: {arch}"] = pd.DataFrame(rows).groupby("defense", sort=False)["substitute_agreement"].first()
-    return pd.DataFrame(parts)
-
-
-def magnet_scores(rows: list[dict]) -> pd.DataFrame:
-    """MagNet per attack, scored both ways: its reformer alone (the paper's column), the share of
-    inputs its detectors reject, and MagNet's own score (rejected or correctly classified)."""
-    frame = pd.DataFrame(rows)
-    if "MagNet" not in set(frame.get("defense", ())):
-        return pd.DataFrame(columns=["reformer only (paper's scoring)", "detected", "MagNet's own score"])
-    frame = frame[frame.defense == "MagNet"].set_index("attack")
-    return pd.DataFrame({"reformer only (paper's scoring)": frame["classified"], "detected": frame["detected"],
-                         "MagNet's own score": frame["accuracy"]})
-
-
-# claim -> (threat model, how to measure it as one number on an attack × defense accuracy frame,
-# and when it holds). Each number is a margin: the claim holds when it is above the bar.
-CLAIMS = {
-    "Black-box: DDSA beats MagNet, adversarial training and DDA under every attack":
-        ("black_box", lambda a: (a["ddsa"] - a[["magnet", "adv_training", "dda"]].max(axis=1)).min(), 0.0),
-    "Black-box: DDSA keeps at least 84% accuracy under every attack":
-        ("black_box", lambda a: a["ddsa"].min(), 0.84),
-    "DDSA raises gray-box accuracy over no defense, under every attack":
-        ("gray_box", lambda a: (a["ddsa"] - a["no_defense"]).min(), 0.0),
-    "DDSA beats DDA gray-box under every attack (sparsity helps)":
-        ("gray_box", lambda a: (a["ddsa"] - a["dda"]).min(), 0.0),
-    "White-box PGD: DDSA keeps at least 80% accuracy":
-        ("white_box", lambda a: a.loc["pgd", "ddsa"], 0.8),
-    "White-box C&W, MIM and PGD: DDSA beats MagNet, adversarial training and DDA":
-        ("white_box", lambda a: (a.loc[["cw", "mim", "pgd"], "ddsa"]
-                                 - a.loc[["cw", "mim", "pgd"], ["magnet", "adv_training", "dda"]].max(axis=1)).min(), 0.0),
-    "White-box FGSM and Rand+FGSM: adversarial training beats DDSA":
-        ("white_box", lambda a: (a.loc[["fgsm", "rfgsm"], "adv_training"] - a.loc[["fgsm", "rfgsm"], "ddsa"]).min(), 0.0),
+# label -> (denoiser, config changes). beta 1 and mu 0.1 are the book's DDSA (chapter 4).
+ABLATION: dict[str, tuple[str, dict]] = {
+    "DDA (no sparsity)": ("dda", {}),
+    "mu 0.05": ("ddsa", {"sparsity_mu": 0.05}),
+    "mu 0.1 (DDSA)": ("ddsa", {}),
+    "mu 0.2": ("ddsa", {"sparsity_mu": 0.2}),
+    "mu 0.3": ("ddsa", {"sparsity_mu": 0.3}),
+    "mu 0.1, beta 10": ("ddsa", {"sparsity_beta": 10.0}),
 }
 
 
-def claims_table(run: dict, dataset: str) -> pd.DataFrame:
-    """The paper's claims, each measured the same way on the paper's tables and on our run, and whether it holds in ours."""
-    theirs = {"black_box": paper.BLACK_BOX.get(dataset), "gray_box": paper.GRAY_BOX[dataset],
-              "white_box": paper.WHITE_BOX.get(dataset)}
-    rows = []
-    for claim, (setting, measure, bar) in CLAIMS.items():
-        row = {"claim": claim, "threat model": setting.replace("_", "-"), "bar": bar}
-        try:
-            row["paper"] = measure(_accuracy_by(theirs[setting])) if theirs[setting] else float("nan")
-            row["ours"] = measure(_accuracy_by(run[setting]))
-        except KeyError as missing:  # a defense or attack this run does not have (e.g. MagNet on CIFAR-10)
-            row.update(paper=row.get("paper", float("nan")), ours=float("nan"), note=f"not measured: {missing}")
-        row["holds in ours"] = bool(row["ours"] > bar) if pd.notna(row["ours"]) else None
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("claim")
+def _frame_for_json(frame: pd.DataFrame) -> list[dict]:
+    """Rows without the per-image flags, plus the indices of the images each attack broke."""
+    out = []
+    for row in frame.to_dict("records"):
+        flags = row.pop("robust")
+        out.append({**row, "broken": (~flags).nonzero().squeeze(1).tolist()})
+    return out
+
+
+def _timed(wall: dict[str, float], name: str, fn: Callable[[], T]) -> T:
+    """``fn()``, with its wall time stored in ``wall[name]``."""
+    start = time.perf_counter()
+    out = fn()
+    wall[name] = time.perf_counter() - start
+    return out
+
+
+def adaptive_run(cfg: Config) -> dict:
+    """The battery on every defense, the sanity-check curves and table; recorded as ``adaptive``."""
+    t0 = time.perf_counter()
+    systems = defended_systems(cfg)
+    wall: dict[str, float] = {}
+    battery = _timed(wall, "battery", lambda: adaptive.battery(cfg, systems))
+    eps = _timed(wall, "eps_curve", lambda: sanity.curve(cfg, systems, "eps", sanity.EPS_GRID))
+    steps = _timed(wall, "steps_curve", lambda: sanity.curve(cfg, systems, "steps", sanity.STEPS_GRID))
+    restarts = _timed(wall, "restarts", lambda: sanity.curve(cfg, systems, "restarts", (cfg.adaptive_restarts, 2 * cfg.adaptive_restarts)))
+    unbounded = _timed(wall, "unbounded", lambda: sanity.curve(cfg, systems, "eps", (1.0,)))
+    weaker = _timed(wall, "gray_black_pgd", lambda: weaker_threat_models(cfg, systems))
+    table = sanity.checks(battery, eps, steps, restarts, unbounded, weaker)
+    out = {"battery": _frame_for_json(battery), "eps_curve": _frame_for_json(eps), "steps_curve": _frame_for_json(steps),
+           "restarts": _frame_for_json(restarts), "unbounded": _frame_for_json(unbounded),
+           "weaker": weaker.to_dict("records"), "checks": table.to_dict("records"),
+           "keys": {label: key for label, (_, key) in systems.items()}}
+    results.record("adaptive", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return {**out, "frames": {"battery": battery, "eps": eps, "steps": steps, "restarts": restarts, "checks": table}}
+
+
+def detector_aware_run(cfg: Config) -> pd.DataFrame:
+    """MagNet white-box with its detectors in the loop: the adaptive battery's detector-aware attack
+    alone (cached, so chapter 7 reuses it). Empty off MNIST, where the paper has no MagNet."""
+    if cfg.dataset != "mnist":
+        return pd.DataFrame(columns=["defense", "attack", "eps", "images", "accuracy"])
+    return adaptive.battery(cfg, defended_systems(cfg, only=("MagNet",)), ("detector-aware",))
+
+
+def weaker_threat_models(cfg: Config, systems: dict) -> pd.DataFrame:
+    """PGD accuracy of each system gray-box and black-box (the paper's PGD; cached with chapter 6's)."""
+    clf = classifier(cfg)
+    gray = threat_models.gray_box(cfg, clf, {label: s for label, (s, _) in systems.items()}, ("pgd",))
+    black = threat_models.black_box(cfg, systems, ("pgd",))
+    rows = [{"defense": r["defense"], "threat_model": tm, "accuracy": r["accuracy"], "images": r["images"]}
+            for tm, part in (("gray-box", gray), ("black-box", black)) for r in part]
+    return pd.DataFrame(rows)
+
+
+def ablation_run(cfg: Config) -> dict:
+    """Sparsity ablation: each :data:`ABLATION` denoiser's clean, gray-box and adaptive PGD accuracy; recorded."""
+    t0 = time.perf_counter()
+    clf = classifier(cfg)
+    rows, systems, wall = [], {}, {}
+    for label, (name, change) in ABLATION.items():
+        den = defenses.denoiser(cfg.replace(**change), name)
+        wall[f"train {label}"] = den.train_wall_s
+        systems[label] = (Defended(den.model, clf.model), f"{den.key}/{clf.key}")
+    gray = pd.DataFrame(threat_models.gray_box(cfg, clf, {k: s for k, (s, _) in systems.items()}, ("fgsm", "pgd")))
+    white = adaptive.battery(cfg, systems, ("pgd",), restarts=1)
+    x = data.load(cfg.dataset, "test", cfg.adaptive_size)[0]
+    for label, (system, _) in systems.items():
+        g = gray[gray.defense == label].set_index("attack")
+        act = activations(system.defense, x)
+        rows.append({"denoiser": label, "clean_accuracy": g.clean_accuracy.iloc[0],
+                     "gray_fgsm": g.accuracy["fgsm"], "gray_pgd": g.accuracy["pgd"],
+                     "white_pgd": white[(white.defense == label) & (white.attack == "pgd")].accuracy.iloc[0],
+                     **activation_stats(act)})
+    out = {"rows": rows, "images_gray": int(gray.images.iloc[0]), "images_white": int(white.images.iloc[0])}
+    results.record("sparsity_ablation", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return out
+
+
+SEED_DEFENSES = ("No defense", "DDSA", "DDA")  # the key cells' systems: retrained from scratch per seed
+
+
+def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """The key cells for each seed, classifier and denoisers retrained per seed: clean accuracy, the
+    paper's PGD gray-box and white-box, and the adaptive PGD (margin, restarts); recorded as ``seeds``."""
+    if not seeds:
+        raise ValueError("seeds must name at least one seed; got ()")
+    t0, wall, rows, restarted = time.perf_counter(), {}, [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        c = cfg.replace(seed=seed)
+        clf = classifier(c)
+        systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
+        restarted += [{"seed": seed, "defense": label, "collapsed_again": note["collapsed_again"]}
+                      for label in ("DDSA", "DDA") if (note := systems[label][0].meta.get("restarted"))]
+        gray = threat_models.gray_box(c, clf, {k: m for k, (m, _) in systems.items()}, ("pgd",))
+        cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
+        cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}
+        cells |= {("white-box PGD", r["defense"]): r["accuracy"] for r in threat_models.white_box(c, systems, ("pgd",))}
+        battery = adaptive.battery(c, systems, ("pgd",))
+        cells |= {("adaptive PGD", r.defense): r.accuracy for r in battery[battery.attack == "pgd"].itertuples()}
+        rows += [{"seed": seed, "cell": cell, "defense": label, "accuracy": acc} for (cell, label), acc in cells.items()]
+        wall[f"seed {seed}"] = time.perf_counter() - start
+    images = {"paper PGD": int(gray[0]["images"]), "adaptive PGD": int(battery.images.iloc[0])}  # alike per seed
+    out = {"rows": rows, "seeds": list(seeds), "images": images, "restarted": restarted}
+    results.record("seeds", cfg, out, {**wall, "this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
+    return out

@@ -1,80 +1,80 @@
 """What the chapters glue from the recorded paper-profile runs: the same keys whether a run is recorded or pending."""
 import pytest
 
-from ddsa_core import adaptive_reports, recorded, results
+from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
-GLUE = [("classifier", recorded.classifier_glue), ("attacks_gradient_variants", recorded.gradient_masking_glue),
-        ("gray_box", recorded.gray_box_glue), ("baselines", recorded.baselines_glue),
-        ("threat_models", recorded.threat_models_glue), ("pgd_iterations", recorded.pgd_iterations_glue),
-        ("adaptive", recorded.adaptive_glue), ("sparsity_ablation", recorded.beta_glue),
-        ("adaptive", recorded.detector_aware_glue), ("epsilon_sweep", recorded.epsilon_sweep_glue)]
+GLUE = [("classifier", records.classifier_glue), ("attacks_gradient_variants", records.gradient_masking_glue),
+        ("gray_box", records.gray_box_glue), ("baselines", records.baselines_glue),
+        ("threat_models", records.threat_models_glue), ("pgd_iterations", records.pgd_iterations_glue),
+        ("adaptive", records.adaptive_glue), ("sparsity_ablation", records.beta_glue),
+        ("adaptive", records.detector_aware_glue), ("epsilon_sweep", records.epsilon_sweep_glue)]
 
 
 @pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])
 def test_pending_glue_has_every_key_the_recorded_run_gives(name, build, tmp_path, monkeypatch):
-    if results.load("paper", "mnist", name) is None:
+    if results.load_record("paper", "mnist", name) is None:
         pytest.skip(f"no recorded paper-profile {name} run of mnist")
     with_record = build("mnist")
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     pending = build("mnist")
     assert set(pending) <= set(with_record)  # a chapter gluing the pending keys finds each of them recorded too
-    assert all(recorded.PENDING in value for value in pending.values())  # "pending", or a sentence that says it
-    assert not any(isinstance(value, str) and recorded.PENDING in value for value in with_record.values())
+    assert all(records.PENDING in value for value in pending.values())  # "pending", or a sentence that says it
+    assert not any(isinstance(value, str) and records.PENDING in value for value in with_record.values())
 
 
 def test_recorded_glue_reads_the_recorded_numbers():
-    run = recorded.threat_model_run("mnist")
+    run = records.read("mnist", "threat_models")
     if run is None:
         pytest.skip("no recorded paper-profile threat-model run of mnist")
     ddsa_white = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "DDSA" and r["attack"] == "pgd")
-    assert recorded.threat_models_glue("mnist")["rec_ddsa_white_pgd"] == f"{ddsa_white:.3f}"
+    assert records.threat_models_glue("mnist")["rec_ddsa_white_pgd"] == f"{ddsa_white:.3f}"
 
 
 def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.baselines_table("mnist").startswith("pending")
-    assert recorded.adaptive_accuracy_table("mnist").startswith("pending")
-    assert recorded.adaptive_frames("mnist") is None and recorded.pgd_iterations("mnist") is None
-    assert recorded.gray_box_tables("mnist", recorded.gray_box("mnist")).startswith("pending")
-    assert recorded.gray_box_history(None) is None
-    assert recorded.detector_aware_table("mnist") == "pending"
-    assert recorded.detector_aware_table("cifar10").startswith("not run")
-    absent = recorded.seed_table("mnist")  # a notebook shows one admonition: the record's path and its command
+    assert records.table_of(tables.baselines_table, "mnist", "baselines").startswith("pending")
+    assert records.adaptive_accuracy_table("mnist").startswith("pending")
+    assert records.adaptive_frames("mnist") is None and records.pgd_iterations_rows("mnist") is None
+    assert records.gray_box_tables("mnist", records.document("mnist", "gray_box")).startswith("pending")
+    assert records.gray_box_history(None) is None
+    assert records.magnet_detector_aware("mnist") == "pending"
+    assert records.magnet_detector_aware("cifar10").startswith("not run")
+    absent = records.table_of(tables.seed_table, "mnist", "seeds")  # a notebook shows one admonition: the record's path and its command
     html = absent._repr_html_()
-    assert isinstance(absent, recorded.Missing) and 'class="admonition warning"' in html
+    assert isinstance(absent, records.Missing) and 'class="admonition warning"' in html
     assert "results/paper/mnist/seeds.json" in html and "--profile paper --dataset mnist --stages seeds" in html
 
 
 def test_plateau_finds_where_a_validation_curve_levels_off():
     history = [{"epoch": e + 1, "acc": a} for e, a in enumerate((0.5, 0.8, 0.90, 0.95, 0.96, 0.955, 0.958))]
-    flat = recorded.plateau(history, "acc", within=0.01)
+    flat = records.plateau(history, "acc", within=0.01)
     assert flat["best"] == 0.96 and flat["best_epoch"] == 5 and flat["first_within"] == 4
     assert flat["tail_epochs"] == 2 and (flat["tail_min"], flat["tail_max"]) == (0.955, 0.958)
 
 
 def test_recorded_gradient_masking_glue_has_every_attack_and_variant():
-    from ddsa_core import reports
+    from ddsa_core import experiments, records
 
-    glue = recorded.gradient_masking_glue("mnist")
-    for variant in reports.GRADIENT_VARIANTS:
-        for attack in reports.LINF_ATTACKS:
+    glue = records.gradient_masking_glue("mnist")
+    for variant in experiments.GRADIENT_VARIANTS:
+        for attack in experiments.LINF_ATTACKS:
             assert f"gm_paper_{attack}_{variant}" in glue and f"gm_paper_{attack}_{variant}_s" in glue
 
 
 def test_detector_aware_table_reads_only_the_detector_aware_rows():
     import pandas as pd
 
-    from ddsa_core import adaptive_reports
+    from ddsa_core import tables
 
     battery = pd.DataFrame([{"defense": "MagNet", "attack": a, "eps": 0.3, "images": 10, "accuracy": acc}
                             for a, acc in (("pgd", 1.0), ("detector-aware", 0.4), ("worst case", 0.4))])
-    table = adaptive_reports.detector_aware_table(battery, steps=100, restarts=10)
+    table = tables.detector_aware_table(battery, steps=100, restarts=10)
     assert table.to_dict("records") == [{"eps": 0.3, "steps": 100, "restarts": 10, "images": 10, "accuracy": 0.4}]
     assert list(table.index) == ["MagNet, detectors in the loop"]
-    assert adaptive_reports.detector_aware_text(table) == "0.400"
-    none = adaptive_reports.detector_aware_table(battery[battery.attack != "detector-aware"], steps=100, restarts=10)
-    assert none == adaptive_reports.MAGNET_MNIST_ONLY == adaptive_reports.detector_aware_text(none)
+    assert tables.detector_aware_text(table) == "0.400"
+    none = tables.detector_aware_table(battery[battery.attack != "detector-aware"], steps=100, restarts=10)
+    assert none == tables.MAGNET_MNIST_ONLY == tables.detector_aware_text(none)
 
 
 def _seed_run(clean: tuple[float, ...]) -> dict:
@@ -86,20 +86,20 @@ def _seed_run(clean: tuple[float, ...]) -> dict:
 
 def test_a_seed_whose_denoiser_did_not_train_is_named():
     run = _seed_run((0.98, 0.134, 0.97))
-    assert adaptive_reports.failed_seeds(run).to_dict() == {1: 0.134}
-    glue = adaptive_reports.seed_glue(run)
+    assert tables.failed_seeds(run).to_dict() == {1: 0.134}
+    glue = tables.seed_table_glue(run)
     assert glue["s_failed"] == "1 of 3" and glue["s_failed_which"] == "seed 1: 0.134"
     assert glue["s_ddsa_gray"] == "50.0% ± 0.0"
-    assert adaptive_reports.seed_glue(_seed_run((0.98, 0.97, 0.97)))["s_failed_which"] == "none"
-    assert adaptive_reports.seed_glue(_seed_run((0.98,)))["s_ddsa_gray"] == "50.0% (one seed)"
+    assert tables.seed_table_glue(_seed_run((0.98, 0.97, 0.97)))["s_failed_which"] == "none"
+    assert tables.seed_table_glue(_seed_run((0.98,)))["s_ddsa_gray"] == "50.0% (one seed)"
 
 
 def test_the_seeds_glue_names_each_denoiser_whose_first_epoch_was_rerun():
     run = _seed_run((0.98, 0.97, 0.97))
-    assert adaptive_reports.seed_glue(run)["s_restarted"] == "not recorded by this run"  # a record from before the field
-    assert adaptive_reports.seed_glue(run | {"restarted": []})["s_restarted"] == "none"
+    assert tables.seed_table_glue(run)["s_restarted"] == "not recorded by this run"  # a record from before the field
+    assert tables.seed_table_glue(run | {"restarted": []})["s_restarted"] == "none"
     notes = [{"seed": 1, "defense": "DDSA", "collapsed_again": False}, {"seed": 2, "defense": "DDA", "collapsed_again": True}]
-    assert adaptive_reports.seed_glue(run | {"restarted": notes})["s_restarted"] == "DDSA seed 1, DDA seed 2 (collapsed again)"
+    assert tables.seed_table_glue(run | {"restarted": notes})["s_restarted"] == "DDSA seed 1, DDA seed 2 (collapsed again)"
 
 
 def test_seeds_run_records_the_denoisers_whose_first_epoch_was_rerun(tmp_path, monkeypatch):
@@ -111,18 +111,18 @@ def test_seeds_run_records_the_denoisers_whose_first_epoch_was_rerun(tmp_path, m
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     note = {"collapsed_first_epoch": {"epoch": 1}, "collapsed_again": False}
-    monkeypatch.setattr(adaptive_reports, "classifier", lambda c: "clf")
-    monkeypatch.setattr(adaptive_reports, "defended_systems", lambda c, only, clf: {d: (SimpleNamespace(
+    monkeypatch.setattr(experiments, "classifier", lambda c: "clf")
+    monkeypatch.setattr(experiments, "defended_systems", lambda c, only, clf: {d: (SimpleNamespace(
         meta={"restarted": note if (c.seed, d) == (1, "DDA") else None}), "key") for d in only})
-    rows = lambda: [{"defense": d, "accuracy": 0.5, "clean_accuracy": 0.9, "images": 10} for d in adaptive_reports.SEED_DEFENSES]
-    monkeypatch.setattr(adaptive_reports.threat_models, "gray_box", lambda c, clf, systems, attacks: rows())
-    monkeypatch.setattr(adaptive_reports.threat_models, "white_box", lambda c, systems, attacks: rows())
-    monkeypatch.setattr(adaptive_reports.adaptive, "battery", lambda c, systems, attacks: pd.DataFrame(
-        [{"defense": d, "attack": "pgd", "accuracy": 0.4, "images": 5} for d in adaptive_reports.SEED_DEFENSES]))
-    run = adaptive_reports.seeds_run(make_config("quick", "mnist"), seeds=(0, 1))
+    rows = lambda: [{"defense": d, "accuracy": 0.5, "clean_accuracy": 0.9, "images": 10} for d in experiments.SEED_DEFENSES]
+    monkeypatch.setattr(experiments.threat_models, "gray_box", lambda c, clf, systems, attacks: rows())
+    monkeypatch.setattr(experiments.threat_models, "white_box", lambda c, systems, attacks: rows())
+    monkeypatch.setattr(experiments.adaptive, "battery", lambda c, systems, attacks: pd.DataFrame(
+        [{"defense": d, "attack": "pgd", "accuracy": 0.4, "images": 5} for d in experiments.SEED_DEFENSES]))
+    run = experiments.seeds_run(make_config("quick", "mnist"), seeds=(0, 1))
     assert run["restarted"] == [{"seed": 1, "defense": "DDA", "collapsed_again": False}]
-    assert adaptive_reports.seed_glue(run)["s_restarted"] == "DDA seed 1"
-    assert results.load("quick", "mnist", "seeds")["results"]["restarted"] == run["restarted"]
+    assert tables.seed_table_glue(run)["s_restarted"] == "DDA seed 1"
+    assert results.load_record("quick", "mnist", "seeds")["results"]["restarted"] == run["restarted"]
 
 
 def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkeypatch):
@@ -131,23 +131,23 @@ def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkey
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = recorded.seed_glue("mnist")
-    assert set(pending) == set(recorded.SEED_KEYS) and set(pending.values()) == {recorded.PENDING}
-    assert recorded.seed_table("mnist").startswith("pending") and "--stages seeds" in recorded.seed_table("mnist")
+    pending = records.seed_glue("mnist")
+    assert set(pending) == set(records.SEED_KEYS) and set(pending.values()) == {records.PENDING}
+    assert records.table_of(tables.seed_table, "mnist", "seeds").startswith("pending") and "--stages seeds" in records.table_of(tables.seed_table, "mnist", "seeds")
     run = _seed_run((0.98, 0.134, 0.97)) | {"images": {"paper PGD": 10_000, "adaptive PGD": 1_000}}
     results.record("seeds", make_config("paper", "mnist"), run, {"this_run": 240.0}, torch.device("cpu"))
-    glue = recorded.seed_glue("mnist")
-    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    glue = records.seed_glue("mnist")
+    assert set(glue) == set(pending) and records.PENDING not in glue.values()
     assert glue["r_s_images"] == "all 10,000 test images (the first 1,000 for the adaptive PGD)"
     assert glue["r_s_failed_which"] == "seed 1: 0.134" and glue["r_s_provenance"].endswith("4.0 min")
-    assert recorded.seed_table("mnist").loc[("clean", "DDSA"), "seeds"] == 3
+    assert records.table_of(tables.seed_table, "mnist", "seeds").loc[("clean", "DDSA"), "seeds"] == 3
 
 
 def test_a_seeds_run_without_seeds_fails_before_any_compute():
     from ddsa_core.config import make_config
 
     with pytest.raises(ValueError, match="seeds must name at least one seed"):
-        adaptive_reports.seeds_run(make_config("quick", "mnist"), seeds=())
+        experiments.seeds_run(make_config("quick", "mnist"), seeds=())
 
 
 def test_a_pending_figure_says_what_is_missing():
@@ -164,7 +164,7 @@ def test_the_landing_pages_recorded_keys_are_glued_by_the_recorded_mnist_section
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
     keys = set(re.findall(r"(?:06_results|07_adaptive)\.ipynb::((?:rec|r)_\w+?):s`", intro))
     assert keys == {"rec_claims_held", "rec_ddsa_white_pgd", "r_ddsa_worst"}
-    assert keys <= set(recorded.threat_models_glue("mnist") | recorded.adaptive_glue("mnist"))
+    assert keys <= set(records.threat_models_glue("mnist") | records.adaptive_glue("mnist"))
 
 
 def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
@@ -173,9 +173,9 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = recorded.table8_glue("cifar10")
-    assert set(pending.values()) == {recorded.PENDING}
-    assert "--profile reduced --dataset cifar10" in recorded.reduced_tables("cifar10")
+    pending = records.table8_glue("cifar10")
+    assert set(pending.values()) == {records.PENDING}
+    assert "--profile reduced --dataset cifar10" in records.reduced_tables("cifar10")
     cfg = make_config("reduced", "cifar10")
     rows = [{"attack": a, "defense": d, "accuracy": 0.5, "clean_accuracy": 0.6, "images": 1000}
             for a in ("fgsm", "rfgsm", "cw", "mim", "pgd") for d in ("No defense", "DDSA", "DDA")]
@@ -189,8 +189,8 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "wall_s": wall, "results": res,
                                     "provenance": {"device": "cpu", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = recorded.table8_glue("cifar10")
-    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    glue = records.table8_glue("cifar10")
+    assert set(glue) == set(pending) and records.PENDING not in glue.values()
     assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
     assert glue["red_cifar10_clf_provenance"] == "cpu, commit abcdef0, 1 min of training"
     assert glue["red_cifar10_minutes"] == "24"  # 60 s of training, not the reload's 1 s, + 120 s (not 10) + 1,200 s + 60 s
@@ -199,7 +199,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     assert glue["red_cifar10_pairs"] == f"{cfg.ae_train_size:,}"
     assert (glue["red_cifar10_pgd_rms"], glue["red_cifar10_ddsa_rms"]) == ("0.200", "0.100")  # the last epoch's MSE
     assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
-    table, dev = recorded.reduced_tables("cifar10")
+    table, dev = records.reduced_tables("cifar10")
     assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
     assert (dev.loc["clf_epochs", "paper profile"], dev.loc["clf_epochs", "this run"]) == ("64", str(cfg.clf_epochs))
     assert dev.loc["ae_train_size", "paper profile"] == "all"  # None reads as "all", not "None"
@@ -214,8 +214,8 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = recorded.table8_glue("cifar10", "paper")
-    assert set(pending) == {k.replace("red_", "pap_", 1) for k in recorded.table8_glue("cifar10")}
+    pending = records.table8_glue("cifar10", "paper")
+    assert set(pending) == {k.replace("red_", "pap_", 1) for k in records.table8_glue("cifar10")}
     cfg = make_config("paper", "cifar10")
     rows = [{"attack": a, "defense": d, "accuracy": 0.2, "clean_accuracy": 0.25, "images": n}
             for a, n in (("pgd", 10_000), ("cw", 1_000)) for d in ("No defense", "DDSA", "DDA")]
@@ -228,15 +228,15 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "results": res,
                                     "wall_s": {"train": 300.0, "train_dda": 150.0, "this_run": 60.0},
                                     "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = recorded.table8_glue("cifar10", "paper")
-    assert set(glue) == set(pending) and recorded.PENDING not in glue.values()
+    glue = records.table8_glue("cifar10", "paper")
+    assert set(glue) == set(pending) and records.PENDING not in glue.values()
     assert glue["pap_cifar10_clean"] == "48.5 % on all 10,000 test images"
     assert glue["pap_cifar10_pairs"] == "50,000" and glue["pap_cifar10_steps"] == glue["pap_cifar10_paper_steps"] == "5,880"
     assert glue["pap_cifar10_pairs_s"] == "10,000"  # 50,000 pairs x 30 epochs / 150 s
     assert (glue["pap_cifar10_cw_images"], glue["pap_cifar10_val_images"]) == ("1,000", "2,000")
     assert glue["pap_cifar10_paper_hours"] == "0.04"  # 150 s: not rounded to 0
     with pytest.raises(ValueError, match="profile must be one of"):
-        recorded.table8_glue("cifar10", "quick")
+        records.table8_glue("cifar10", "quick")
     assert (glue["pap_cifar10_pgd_rms"], glue["pap_cifar10_ddsa_rms"]) == ("0.100", "0.090")
 
 
@@ -252,30 +252,30 @@ def test_classifier_glue_reads_the_test_curve_where_there_is_no_validation_split
     path.write_text(json.dumps({"dataset": "cifar10", "wall_s": {"train": 360.0},
                                 "results": {"test_accuracy": 0.485, "history": history},
                                 "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = recorded.classifier_glue("cifar10", last_epochs=2)
+    glue = records.classifier_glue("cifar10", last_epochs=2)
     assert glue["rec_cifar10_peak"] == "70.00 % at epoch 2" and glue["rec_cifar10_tail_mean"] == "54.0 %" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
     assert glue["rec_cifar10_loss"] == "0.80 at epoch 2 to 1.20 at epoch 4"
 
 
 def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
-    table = recorded.no_defense_table("cifar10")
+    table = records.table_of(tables.no_defense_table, "cifar10", "attacks_no_defense", "cifar10")
     if isinstance(table, str):
         pytest.skip("no recorded paper-profile attack run of cifar10")
-    glue = recorded.no_defense_glue("cifar10")
+    glue = records.no_defense_glue("cifar10")
     assert glue["rec_cifar10_nodef_pgd"] == f"{table.loc['pgd', ('No defense', 'ours')]:.3f}"
-    assert glue["rec_cifar10_clean"] == recorded.classifier_glue("cifar10")["rec_cifar10_acc"]
+    assert glue["rec_cifar10_clean"] == records.classifier_glue("cifar10")["rec_cifar10_acc"]
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = recorded.no_defense_glue("cifar10")
-    assert set(pending) == set(glue) and set(pending.values()) == {recorded.PENDING}
+    pending = records.no_defense_glue("cifar10")
+    assert set(pending) == set(glue) and set(pending.values()) == {records.PENDING}
 
 
 def test_recorded_unbounded_glue_counts_the_images_that_survive():
-    doc = results.load("paper", "mnist", "adaptive")
+    doc = results.load_record("paper", "mnist", "adaptive")
     if doc is None:
         pytest.skip("no recorded paper-profile adaptive run of mnist")
     row = next(r for r in doc["results"]["unbounded"] if r["defense"] == "Adv. training")
     survived = round(row["accuracy"] * row["images"])
-    assert recorded.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
+    assert records.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
 
 
 def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack():
@@ -290,59 +290,59 @@ def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack
            "restarts": pd.DataFrame({"defense": "MagNet", "restarts": [10, 20], "accuracy": [0.4, 0.35], "images": 200}),
            "unbounded": pd.DataFrame([{"defense": "MagNet", "eps": 1.0, "accuracy": 0.995, "images": 200}]),
            "battery": pd.DataFrame({"defense": ["DDSA", "MagNet"]}), "config": {"dataset": "mnist"}}
-    glue = recorded._flagged_glue(rec)
+    glue = records._flagged_glue(rec)
     assert glue["r_noise_curves"] == "DDSA's iterations curve, by up to 6 images of 200"  # 0.05 -> 0.08 on 200 images
     assert glue["r_magnet_past"] == "1 of 200 images"
     assert glue["r_magnet_steps"] == "from 0.900 at 10 to 0.500 at 50"
     assert glue["r_magnet_restarts"] == "0.350 with 20 random starts against 0.400 with 10"
     assert glue["r_magnet_flagged"] == "“chance level by eps 0.5”"
     cifar = rec | {"battery": pd.DataFrame({"defense": ["DDSA"]}), "config": {"dataset": "cifar10"}}
-    assert recorded._flagged_glue(cifar)["r_magnet_past"] == adaptive_reports.MAGNET_MNIST_ONLY
+    assert records._flagged_glue(cifar)["r_magnet_past"] == tables.MAGNET_MNIST_ONLY
     no_curve = rec | {"restarts": pd.DataFrame()}  # an MNIST run without MagNet's restarts: no sentence can be made
     with pytest.raises(ValueError, match=r"adaptive run of mnist has no MagNet rows for \['restarts'\].*--stages adaptive --force"):
-        recorded._flagged_glue(no_curve)
+        records._flagged_glue(no_curve)
 
 
 def test_magnets_white_box_text_names_what_an_mnist_run_lacks():
     rows = [{"defense": "MagNet", "attack": a, "accuracy": v} for a, v in (("fgsm", 1.0), ("rfgsm", 1.0), ("mim", 0.99),
                                                                            ("pgd", 0.99), ("cw", 0.4))]
-    assert recorded._magnet_white(rows, "mnist") == {"rec_magnet_white_linf": "0.990-1.000", "rec_magnet_white_cw": "0.400"}
+    assert records._magnet_white(rows, "mnist") == {"rec_magnet_white_linf": "0.990-1.000", "rec_magnet_white_cw": "0.400"}
     with pytest.raises(ValueError, match=r"white-box run of mnist has no MagNet rows for \['cw'\].*--stages threat_models"):
-        recorded._magnet_white(rows[:4], "mnist")
-    assert recorded._magnet_white([], "cifar10")["rec_magnet_white_cw"] == adaptive_reports.MAGNET_MNIST_ONLY
+        records._magnet_white(rows[:4], "mnist")
+    assert records._magnet_white([], "cifar10")["rec_magnet_white_cw"] == tables.MAGNET_MNIST_ONLY
 
 
 def test_recorded_claims_that_fail_and_magnets_white_box_are_read_from_the_run():
-    from ddsa_core import reports
+    from ddsa_core import records, tables
 
-    run = recorded.threat_model_run("mnist")
+    run = records.read("mnist", "threat_models")
     if run is None:
         pytest.skip("no recorded paper-profile threat-model run of mnist")
-    claims = reports.claims_table(run, "mnist")
+    claims = tables.claims_table(run, "mnist")
     failed = list(claims.index[claims["holds in ours"] == False])  # noqa: E712
-    glue = recorded.threat_models_glue("mnist")
+    glue = records.threat_models_glue("mnist")
     assert failed and glue["rec_claims_failed"] == "; ".join(f"“{c}”" for c in failed)
     cw = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "MagNet" and r["attack"] == "cw")
     assert glue["rec_magnet_white_cw"] == f"{cw:.3f}"
 
 
 def test_table8_glue_gives_the_denoisers_range_around_the_clean_accuracy_they_leave():
-    doc = results.load("paper", "cifar10", "gray_box")
+    doc = results.load_record("paper", "cifar10", "gray_box")
     if doc is None:
         pytest.skip("no recorded paper-profile gray-box run of cifar10")
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in doc["results"]["rows"] if r["defense"] != "No defense"]
     expected = f"from {100 * -min(gaps):.1f} points below to {100 * max(gaps):.1f} points above"
-    assert min(gaps) < 0 < max(gaps) and recorded.table8_glue("cifar10", "paper")["pap_cifar10_denoised_gap"] == expected
+    assert min(gaps) < 0 < max(gaps) and records.table8_glue("cifar10", "paper")["pap_cifar10_denoised_gap"] == expected
 
 
 def test_cifar10_costs_come_from_the_records_or_say_pending(tmp_path, monkeypatch):
-    costs = recorded.cifar10_costs()
-    if results.load("reduced", "cifar10", "lr_sweep") is None:
+    costs = records.cifar10_costs()
+    if results.load_record("reduced", "cifar10", "lr_sweep") is None:
         pytest.skip("no recorded reduced-profile learning-rate sweep of cifar10")
-    assert recorded.PENDING not in costs.values()
-    assert costs["rec_lr_cost_cpu_device"] == results.load("reduced", "cifar10", "lr_sweep")["provenance"]["device"]
+    assert records.PENDING not in costs.values()
+    assert costs["rec_lr_cost_cpu_device"] == results.load_record("reduced", "cifar10", "lr_sweep")["provenance"]["device"]
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.cifar10_costs() == dict.fromkeys(costs, recorded.PENDING)
+    assert records.cifar10_costs() == dict.fromkeys(costs, records.PENDING)
 
 
 def test_the_classifier_cost_shows_each_run_of_the_same_weights(tmp_path, monkeypatch):
@@ -362,22 +362,22 @@ def test_the_classifier_cost_shows_each_run_of_the_same_weights(tmp_path, monkey
     sweep = {"provenance": prov(28), "results": {"weights": {"0.001": {"key": "k1", "cached": False, "train_wall_s": 51 * 60},
                                                              "0.0001": {"key": "k2", "cached": False, "train_wall_s": 50 * 60}}}}
     write("lr_sweep", sweep)
-    costs = recorded.cifar10_costs()
+    costs = records.cifar10_costs()
     assert (costs["rec_clf_cost_hours_low"], costs["rec_clf_cost_hours_high"]) == pytest.approx((21 * 6.4 / 60, 51 * 6.4 / 60))
     assert (costs["rec_red_clf_minutes"], costs["rec_red_clf_device"]) == ("21 and 51", "cpu (x86_64, 2 threads)")
     assert (costs["rec_lr_cost_cpu_low"], costs["rec_lr_cost_cpu_high"]) == pytest.approx((50, 51))
     write("lr_sweep", sweep | {"provenance": {"device": "cpu (Xeon, x86_64, 2 threads)", "date": "2026-11-28"}})
-    assert recorded.cifar10_costs()["rec_red_clf_device"] == "cpu (Xeon, x86_64, 2 threads) and cpu (x86_64, 2 threads)"
+    assert records.cifar10_costs()["rec_red_clf_device"] == "cpu (Xeon, x86_64, 2 threads) and cpu (x86_64, 2 threads)"
     sweep["results"]["weights"]["0.001"]["cached"] = True  # loaded, not retrained: one run only
     write("lr_sweep", sweep)
-    costs = recorded.cifar10_costs()
+    costs = records.cifar10_costs()
     assert costs["rec_red_clf_minutes"] == "21" and costs["rec_clf_cost_hours_low"] == costs["rec_clf_cost_hours_high"]
 
 
 def test_paper_settings_glue_states_the_paper_profile_as_configured():
     from ddsa_core.config import make_config
 
-    cfg, glue = make_config("paper", "mnist"), recorded.paper_settings_glue("mnist")
+    cfg, glue = make_config("paper", "mnist"), records.paper_settings_glue("mnist")
     assert glue["pp_clf_epochs"] == str(cfg.clf_epochs) and glue["pp_restarts"] == str(cfg.adaptive_restarts)
     assert glue["pp_train"] == "all 50,000" and glue["pp_test"] == "all 10,000" and glue["pp_cw"] == f"the first {cfg.cw_size:,}"
 
@@ -388,28 +388,28 @@ def test_recorded_on_names_each_device_with_its_runs(tmp_path, monkeypatch):
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.recorded_on("mnist", ("adaptive", "seeds")) == recorded.PENDING
+    assert records.recorded_on("mnist", ("adaptive", "seeds")) == records.PENDING
     cfg = make_config("paper", "mnist")
     results.record("adaptive", cfg, {}, {"this_run": 60.0}, torch.device("cpu"))
-    cpu = results.load("paper", "mnist", "adaptive")["provenance"]["device"]
-    assert recorded.recorded_on("mnist", ("adaptive", "seeds")) == cpu  # one device: just its name; seeds not recorded
-    doc = results.load("paper", "mnist", "adaptive")
+    cpu = results.load_record("paper", "mnist", "adaptive")["provenance"]["device"]
+    assert records.recorded_on("mnist", ("adaptive", "seeds")) == cpu  # one device: just its name; seeds not recorded
+    doc = results.load_record("paper", "mnist", "adaptive")
     doc["provenance"]["device"] = "NVIDIA H100 80GB HBM3"  # as if another stage ran on a GPU
     results.result_path("paper", "mnist", "sparsity_ablation").write_text(__import__("json").dumps(doc))
-    assert recorded.recorded_on("mnist", ("adaptive", "sparsity_ablation")) == \
+    assert records.recorded_on("mnist", ("adaptive", "sparsity_ablation")) == \
         f"{cpu} (adaptive); NVIDIA H100 80GB HBM3 (sparsity_ablation)"
 
 
 def test_the_seeds_glue_lists_the_seeds():
     run = _seed_run((0.98, 0.97, 0.96))
-    assert adaptive_reports.seed_glue(run)["s_which"] == "seeds 0, 1 and 2"
-    assert adaptive_reports.seed_glue(run | {"seeds": [4]})["s_which"] == "seed 4"
-    assert adaptive_reports.seed_glue(run)["s_seeds"] == "3 seeds" and adaptive_reports._seed_list([]) == "no seed"
+    assert tables.seed_table_glue(run)["s_which"] == "seeds 0, 1 and 2"
+    assert tables.seed_table_glue(run | {"seeds": [4]})["s_which"] == "seed 4"
+    assert tables.seed_table_glue(run)["s_seeds"] == "3 seeds" and tables._seed_list([]) == "no seed"
 
 
 def test_gap_range_words_each_end_by_its_sign():
-    assert recorded.gap_range([-0.092, 0.052, -0.01]) == "from 9.2 points below to 5.2 points above"
-    assert recorded.gap_range([-0.049, -0.004]) == "from 4.9 points below to 0.4 points below"  # all below: no "0.0 above"
+    assert records.gap_range([-0.092, 0.052, -0.01]) == "from 9.2 points below to 5.2 points above"
+    assert records.gap_range([-0.049, -0.004]) == "from 4.9 points below to 0.4 points below"  # all below: no "0.0 above"
 
 
 def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
@@ -431,9 +431,9 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
     import shutil
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    assert recorded.cpu_adaptive_table("cifar10") == (f"{recorded.PENDING}: results/quick/cifar10/adaptive.json "
+    assert records.cpu_adaptive_table("cifar10") == (f"{records.PENDING}: results/quick/cifar10/adaptive.json "
                                                       "(python -m ddsa_core.record --profile quick --dataset cifar10 --stages gray_box adaptive)")
-    assert recorded.cpu_adaptive_glue("cifar10") is None
+    assert records.cpu_adaptive_glue("cifar10") is None
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)
     for name in ("adaptive", "gray_box"):  # the committed records (.gitignore keeps these two of results/quick)
@@ -443,7 +443,7 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
     gray = json.loads((here / "gray_box.json").read_text())
     clean = {r["defense"]: r["clean_accuracy"] for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     assert len({r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] == "DDSA"}) > 1  # C&W's rows differ
-    glued = recorded.cpu_adaptive_glue("cifar10")
+    glued = records.cpu_adaptive_glue("cifar10")
     assert glued["c10_ddsa_worst"] == f"{100 * worst['DDSA']:.1f}%"
     assert (glued["c10_clean_none"], glued["c10_clean_ddsa"], glued["c10_clean_dda"]) == (clean["No defense"], clean["DDSA"], clean["DDA"])
     gray_pgd = {r["defense"]: r["accuracy"] for r in run["weaker"] if r["threat_model"] == "gray-box"}
@@ -452,7 +452,7 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
     assert (glued["c10_clean_images"], glued["c10_gray_images"], glued["c10_images"], glued["c10_eps"]) == ("100", "100", "50", "0.2")
     checks = run["checks"]
     assert (glued["c10_checks_passed"], glued["c10_checks"]) == (sum(c["passed"] for c in checks), len(checks))
-    assert list(recorded.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
+    assert list(records.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
     for field, name in (("weights_keys", "ddsa"), ("weights_keys", "dda"), ("classifier_key", None)):
         other = json.loads(json.dumps(gray))  # a gray-box record of other weights is not quoted
         if name:
@@ -460,6 +460,6 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
         else:
             other["results"][field] = "another model"
         (here / "gray_box.json").write_text(json.dumps(other))
-        assert recorded.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
+        assert records.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ddsa_core import paper, reports, results
+from ddsa_core import experiments, paper, records, results, tables
 from ddsa_core.config import make_config
 
 
@@ -15,8 +15,8 @@ def test_record_carries_provenance_and_is_loadable(tmp_path, monkeypatch):
     doc = json.loads((tmp_path / "quick" / "mnist" / "demo.json").read_text())
     assert set(doc["provenance"]) >= {"commit", "device", "date", "torch"}
     assert (doc["profile"], doc["data_source"], doc["seed"], doc["wall_s"]) == ("quick", "mnist", 0, {"train": 1.0})
-    assert results.load("quick", "mnist", "demo")["results"] == {"acc": 0.5}
-    assert results.load("paper", "mnist", "demo") is None
+    assert results.load_record("quick", "mnist", "demo")["results"] == {"acc": 0.5}
+    assert results.load_record("paper", "mnist", "demo") is None
 
 
 
@@ -52,25 +52,25 @@ def test_provenance_table_names_the_classifier_of_a_record_older_than_the_recipe
     assert results.provenance_table([keras]).iloc[0]["classifier"] == "Keras loss + dropout 0.75 + best epoch"
 
 def test_clean_accuracy_glue_covers_every_dataset_even_those_not_run():
-    glue = reports.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
+    glue = tables.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
     assert glue == {"acc_mnist": "not run in this build", "acc_cifar10": "80.00 %"}
 
 
 def test_attack_accuracy_glue_fills_every_dataset_and_attack():
-    glue = reports.attack_accuracy_glue({"mnist": {"rows": [{"attack": "pgd", "accuracy": 0.0125}]}})
-    assert glue["mnist_pgd_acc"] == "0.013" and glue["mnist_fgsm_acc"] == reports.NOT_RUN
-    assert glue["cifar10_pgd_acc"] == reports.NOT_RUN and len(glue) == 2 * len(paper.ATTACKS)
+    glue = tables.attack_accuracy_glue({"mnist": {"rows": [{"attack": "pgd", "accuracy": 0.0125}]}})
+    assert glue["mnist_pgd_acc"] == "0.013" and glue["mnist_fgsm_acc"] == tables.NOT_RUN
+    assert glue["cifar10_pgd_acc"] == tables.NOT_RUN and len(glue) == 2 * len(paper.ATTACKS)
 
 
 def test_mnist_summary_never_labels_another_dataset_as_mnist():
     values = {"near_ddsa": "90.0 %", "other": "1"}
-    assert reports.with_mnist_summary("mnist", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": "90.0 %"}
-    assert reports.with_mnist_summary("cifar10", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": reports.NOT_RUN}
+    assert tables.with_mnist_summary("mnist", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": "90.0 %"}
+    assert tables.with_mnist_summary("cifar10", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": tables.NOT_RUN}
 
 
 def test_no_defense_table_puts_ours_beside_the_paper():
     run = {"rows": [{"attack": "fgsm", "accuracy": 0.30, "images": 10}, {"attack": "pgd", "accuracy": 0.0, "images": 10}]}
-    table = reports.no_defense_table(run, "mnist")
+    table = tables.no_defense_table(run, "mnist")
     assert list(table.index) == ["fgsm", "pgd"]
     assert table.loc["fgsm", ("No defense", "paper")] == paper.GRAY_BOX["mnist"]["no_defense"]["fgsm"]
     assert abs(table.loc["fgsm", ("No defense", "diff")] - (0.30 - 0.249)) < 1e-12
@@ -79,16 +79,16 @@ def test_no_defense_table_puts_ours_beside_the_paper():
 
 def test_recorded_no_defense_says_pending_when_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    from ddsa_core import recorded
+    from ddsa_core import records
 
-    assert recorded.no_defense_table("cifar10").startswith("pending")
+    assert records.table_of(tables.no_defense_table, "cifar10", "attacks_no_defense", "cifar10").startswith("pending")
 
 
 def test_pgd_iterations_run_attacks_with_each_iteration_count_on_the_adaptive_slice(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
     cfg = make_config("quick", "mnist", device="cpu", train_size=64, test_size=32, clf_epochs=1, ae_epochs=1,
                       ae_val_size=16, adaptive_size=12)
-    frame = reports.pgd_iterations_run(cfg, iterations=(1, 3))
+    frame = experiments.pgd_iterations_run(cfg, iterations=(1, 3))
     assert sorted(frame.nb_iter.unique()) == [1, 3] and set(frame.images) == {12}
     assert set(frame.defense) == {"No defense", "DDSA", "DDA"}
     none = frame[frame.defense == "No defense"].set_index("nb_iter").accuracy
@@ -98,49 +98,49 @@ def test_pgd_iterations_run_attacks_with_each_iteration_count_on_the_adaptive_sl
 def test_recorded_denoised_examples_draw_as_the_live_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     torch.manual_seed(0)
-    live = {k: torch.rand(3, 3, 32, 32) for k in reports.EXAMPLE_IMAGES} | {"y": torch.tensor([3, 8, 8])}
-    live |= {k: torch.rand(3, 10).max(1) for k in reports.EXAMPLE_PREDICTIONS}
-    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: type("T", (), {"model": None}))
-    monkeypatch.setattr(reports, "denoised_examples", lambda run, cfg, attack, n: live)
-    reports.denoised_examples_run(make_config("smoke", "cifar10"))
-    back = reports.recorded_examples(results.load("smoke", "cifar10", "denoised_examples"))
+    live = {k: torch.rand(3, 3, 32, 32) for k in experiments.EXAMPLE_IMAGES} | {"y": torch.tensor([3, 8, 8])}
+    live |= {k: torch.rand(3, 10).max(1) for k in experiments.EXAMPLE_PREDICTIONS}
+    monkeypatch.setattr(experiments.defenses, "denoiser", lambda cfg, name: type("T", (), {"model": None}))
+    monkeypatch.setattr(experiments, "craft_and_denoise", lambda run, cfg, attack, n: live)
+    experiments.denoised_examples_run(make_config("smoke", "cifar10"))
+    back = records.denoised_images("cifar10", "smoke")
     assert set(back) == set(live)
-    for part in reports.EXAMPLE_IMAGES:  # 8-bit pixels: within half a level of the float image
+    for part in experiments.EXAMPLE_IMAGES:  # 8-bit pixels: within half a level of the float image
         assert back[part].shape == live[part].shape and (back[part] - live[part]).abs().max() <= 0.5 / 255 + 1e-6
     assert torch.equal(back["y"], live["y"])
-    for part in reports.EXAMPLE_PREDICTIONS:
+    for part in experiments.EXAMPLE_PREDICTIONS:
         assert torch.allclose(back[part][0], live[part].values) and torch.equal(back[part][1], live[part].indices)
 
 
 def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypatch):
     """Figure 5 recorded as ``epsilon_sweep`` comes back as the frame the live chapter draws."""
-    from ddsa_core import figures, recorded
+    from ddsa_core import experiments, figures, records
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     live = pd.DataFrame([{"attack": a, "defense": d, "images": 20, "eps": e, "clean_accuracy": 0.9 + (d == "DDSA") / 20,
                           "accuracy": 0.5 - e + (a == "pgd") / 10 + (d == "DDSA") / 5} for a in ("fgsm", "pgd", "mim")
                          for d in ("No defense", "DDSA") for e in (0.1, 0.2)])
     stub = lambda minutes: type("T", (), {"model": None, "key": "k", "train_wall_s": 60.0 * minutes, "cached": True})
-    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: stub(3))
-    monkeypatch.setattr(reports, "classifier", lambda cfg: stub(2))
-    monkeypatch.setattr(reports, "epsilon_sweep", lambda cfg, model, clf: live)
-    assert recorded.epsilon_sweep("cifar10") is None  # before the run: pending
-    pending = recorded.epsilon_sweep_glue("cifar10")
-    assert set(pending.values()) == {recorded.PENDING}
-    reports.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
-    back = recorded.epsilon_sweep("cifar10")
+    monkeypatch.setattr(experiments.defenses, "denoiser", lambda cfg, name: stub(3))
+    monkeypatch.setattr(experiments, "classifier", lambda cfg: stub(2))
+    monkeypatch.setattr(experiments, "epsilon_sweep", lambda cfg, model, clf: live)
+    assert records.epsilon_sweep_rows("cifar10") is None  # before the run: pending
+    pending = records.epsilon_sweep_glue("cifar10")
+    assert set(pending.values()) == {records.PENDING}
+    experiments.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
+    back = records.epsilon_sweep_rows("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
-    glue = recorded.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
+    glue = records.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
     assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
-    assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(recorded.EPS_KEYS)
-    assert recorded._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
+    assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(records.EPS_KEYS)
+    assert records._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
     assert (glue["rec_eps_train_clf"], glue["rec_eps_train_ddsa"]) == (2.0, 3.0)
     assert glue["rec_eps_device"].startswith("cpu")
 
 
 def test_changed_weights_names_the_models_whose_keys_differ_from_the_gray_box_run():
-    from ddsa_core.recorded import changed_weights
+    from ddsa_core.records import changed_weights
 
     sweep = lambda device, clf_key: {"provenance": {"device": device},
                                      "results": {"weights": {"classifier": {"key": clf_key}, "ddsa": {"key": "d"}}}}
@@ -153,7 +153,7 @@ def test_changed_weights_names_the_models_whose_keys_differ_from_the_gray_box_ru
 def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tmp_path, monkeypatch):
     """The beta sweep trains one DDSA per rate, judges each on the validation images its training
     watched, and its glue names the best rate against the book's with one measurement's noise."""
-    from ddsa_core import recorded
+    from ddsa_core import experiments, records
     from ddsa_core.models import build_denoiser
     from ddsa_core.training import Trained
 
@@ -167,18 +167,18 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
                     "val_acc_clean": 0.98, "val_mse_pgd": 0.01} for e in (0, 1)]
         return Trained(build_denoiser("mnist").eval(), history, f"k{cfg.sparsity_beta}", 60.0, cfg.sparsity_beta == 1.0)
 
-    monkeypatch.setattr(reports.defenses, "denoiser", fake_denoiser)
-    assert recorded.beta_sweep("mnist") is None
-    assert set(recorded.beta_sweep_glue("mnist").values()) == {recorded.PENDING}
-    reports.beta_sweep_run(make_config("paper", "mnist", ae_val_size=20))
+    monkeypatch.setattr(experiments.defenses, "denoiser", fake_denoiser)
+    assert records.beta_sweep_rows("mnist") is None
+    assert set(records.beta_sweep_glue("mnist").values()) == {records.PENDING}
+    experiments.beta_sweep_run(make_config("paper", "mnist", ae_val_size=20))
     assert trained == [(0.1, "ddsa"), (1.0, "ddsa"), (10.0, "ddsa")]
-    frame = recorded.beta_sweep("mnist")
+    frame = records.beta_sweep_rows("mnist")
     assert list(frame.index) == [0.1, 1.0, 10.0] and frame.val_acc_pgd_graybox.tolist() == [0.90, 0.95, 0.97]
     assert frame.mu_hat_near_target.eq(0).all()  # an untrained layer's mu_hat is still 0, far from mu
-    assert set(recorded.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
-    assert set(results.load("paper", "mnist", "beta_sweep")["wall_s"]) == {f"train beta {b}" for b in ("0.1", "1", "10")} | {"this_run"}
-    glue = recorded.beta_sweep_glue("mnist")
-    assert set(glue) == set(recorded.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
+    assert set(records.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
+    assert set(results.load_record("paper", "mnist", "beta_sweep")["wall_s"]) == {f"train beta {b}" for b in ("0.1", "1", "10")} | {"this_run"}
+    glue = records.beta_sweep_glue("mnist")
+    assert set(glue) == set(records.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
     assert (glue["rec_bs_book"], glue["rec_bs_rival"], glue["rec_bs_rival_acc"]) == (0.95, "10", 0.97)
     assert glue["rec_bs_lead"] == pytest.approx(-2.0) and glue["rec_bs_noise"] == pytest.approx(7.5, abs=0.1)  # 20 images
 
@@ -186,14 +186,14 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
 def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
     import pytest
 
-    monkeypatch.setattr(reports.defenses, "denoiser", lambda cfg, name: pytest.fail("trained before validating"))
+    monkeypatch.setattr(experiments.defenses, "denoiser", lambda cfg, name: pytest.fail("trained before validating"))
     cfg = make_config("paper", "mnist")
     with pytest.raises(ValueError, match="sparsity_beta"):
-        reports.beta_sweep(cfg, betas=(1.0, -1.0))
+        experiments.beta_sweep(cfg, betas=(1.0, -1.0))
     with pytest.raises(ValueError, match="at least one sparsity rate"):
-        reports.beta_sweep(cfg, betas=())
+        experiments.beta_sweep(cfg, betas=())
     with pytest.raises(ValueError, match="dataset 'cifar10' has none"):  # it would judge on test images
-        reports.beta_sweep(make_config("paper", "cifar10"))
+        experiments.beta_sweep(make_config("paper", "cifar10"))
 
 
 def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     import torch
     from types import SimpleNamespace
 
-    from ddsa_core import recorded
+    from ddsa_core import experiments, records
     from ddsa_core.training import Trained
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
@@ -216,50 +216,50 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
         history = [{"epoch": e, "loss": loss + (2 - e) / 10, "test_acc": 0.5} for e in (1, 2)]
         return Trained(SimpleNamespace(lr=cfg.clf_lr), history, f"k{cfg.clf_lr:g}", 60.0, cfg.clf_lr == 1e-4)
 
-    monkeypatch.setattr(reports, "classifier", fake_classifier)
-    monkeypatch.setattr(reports, "accuracy", lambda model, x, y, batch: final[model.lr][1])
-    monkeypatch.setattr(reports.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
-    assert recorded.lr_sweep("cifar10") is None
-    pending = recorded.lr_sweep_glue("cifar10")
-    assert set(pending) == set(recorded.LR_KEYS) and set(pending.values()) == {recorded.PENDING}
+    monkeypatch.setattr(experiments, "classifier", fake_classifier)
+    monkeypatch.setattr(experiments, "accuracy", lambda model, x, y, batch: final[model.lr][1])
+    monkeypatch.setattr(experiments.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
+    assert records.lr_sweep_rows("cifar10") is None
+    pending = records.lr_sweep_glue("cifar10")
+    assert set(pending) == set(records.LR_KEYS) and set(pending.values()) == {records.PENDING}
     cfg = make_config("reduced", "cifar10", test_size=20)
     with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
-        reports.lr_sweep(cfg, lrs=(1e-3, -1.0))
+        experiments.lr_sweep(cfg, lrs=(1e-3, -1.0))
     with pytest.raises(ValueError, match="at least one learning rate"):
-        reports.lr_sweep(cfg, lrs=())
+        experiments.lr_sweep(cfg, lrs=())
     assert trained == []
-    reports.lr_sweep_run(cfg)
+    experiments.lr_sweep_run(cfg)
     assert trained == [1e-3, 1e-4]
-    frame = recorded.lr_sweep("cifar10")  # no paper-profile sweep recorded: the reduced one
+    frame = records.lr_sweep_rows("cifar10")  # no paper-profile sweep recorded: the reduced one
     assert list(frame.index) == [1e-3, 1e-4] and frame.test_accuracy.tolist() == [0.60, 0.75]
-    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(recorded.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
-    assert set(results.load("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
-    glue = recorded.lr_sweep_glue("cifar10")
-    assert set(glue) == set(recorded.LR_KEYS)
+    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(records.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
+    assert set(results.load_record("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
+    glue = records.lr_sweep_glue("cifar10")
+    assert set(glue) == set(records.LR_KEYS)
     assert (glue["rec_lr_profile"], glue["rec_lr_epochs"], glue["rec_lr_images"], glue["rec_lr_other"]) == ("reduced", 10, "20", "0.0001")
-    assert list(recorded.lr_deviations(results.load("reduced", "cifar10", "lr_sweep")).index) == ["clf_epochs", "test_size"]
+    assert list(records.lr_deviations(results.load_record("reduced", "cifar10", "lr_sweep")).index) == ["clf_epochs", "test_size"]
     assert (glue["rec_lr_t3_min_loss"], glue["rec_lr_t3_final_loss"], glue["rec_lr_t3_acc"]) == pytest.approx((0.8, 0.8, 0.6))
     assert (glue["rec_lr_other_final_loss"], glue["rec_lr_other_acc"]) == pytest.approx((0.3, 0.75))
     assert glue["rec_lr_gap"] == pytest.approx(15.0) and glue["rec_lr_noise"] == pytest.approx(19.0, abs=0.05)  # 20 images
     assert glue["rec_lr_paper_epochs"] == 0  # no paper-profile classifier recorded here
     paper = [{"epoch": e, "loss": abs(e - 11) / 10 + 0.7, "test_acc": 0.6} for e in range(1, 13)]  # lowest at epoch 11
     results.record("classifier", make_config("paper", "cifar10"), {"history": paper}, {"train": 1.0}, torch.device("cpu"))
-    glue = recorded.lr_sweep_glue("cifar10")
+    glue = records.lr_sweep_glue("cifar10")
     assert (glue["rec_lr_paper_low_loss"], glue["rec_lr_paper_low_epoch"], glue["rec_lr_paper_epochs"]) == (pytest.approx(0.7), 11, 12)
 
 
 def test_settings_glue_states_each_profiles_sizes_as_configured():
-    from ddsa_core import reports
+    from ddsa_core import tables
     from ddsa_core.config import make_config
 
-    glue, quick = reports.settings_glue(), make_config("quick", "cifar10")
+    glue, quick = tables.settings_glue(), make_config("quick", "cifar10")
     assert glue["quick_cifar10_clf_batch_size"] == f"{quick.clf_batch_size:,}" and glue["quick_mnist_cw_max_iter"] == "100"
     assert glue["paper_mnist_train_size"] == "50,000" and glue["paper_cifar10_attack_size"] == "10,000"  # None: the whole split
     assert glue["quick_mnist_ae_train_size"] == f"{make_config('quick', 'mnist').ae_train_size:,}"
     assert glue["paper_mnist_train_size_of"] == "all 50,000" and glue["paper_mnist_cw_size_of"] == "the first 1,000"
     assert glue["quick_mnist_test_size_of"] == f"the first {make_config('quick', 'mnist').test_size:,}"
     slices = ("train_size", "test_size", "attack_size", "cw_size", "ae_train_size")
-    assert len(glue) == 2 * 2 * (len(reports.SETTING_FIELDS) + len(slices))
+    assert len(glue) == 2 * 2 * (len(tables.SETTING_FIELDS) + len(slices))
 
 
 def _magnet_rows():
@@ -269,8 +269,8 @@ def _magnet_rows():
 
 def test_paper_scoring_takes_magnets_reformer_alone_and_other_systems_accuracy():
     frame = pd.DataFrame(_magnet_rows())
-    assert reports.paper_score(frame).tolist() == [0.2, 0.8]
-    table = reports.versus_paper_table(_magnet_rows(), {"magnet": {"fgsm": 0.094}, "ddsa": {"fgsm": 0.614}})
+    assert tables.paper_score(frame).tolist() == [0.2, 0.8]
+    table = tables.versus_paper_table(_magnet_rows(), {"magnet": {"fgsm": 0.094}, "ddsa": {"fgsm": 0.614}})
     assert table.loc[("MagNet", "ours"), "fgsm"] == 0.2 and table.loc[("DDSA", "ours"), "fgsm"] == 0.8
     assert list(table.index) == [("MagNet", "paper"), ("MagNet", "ours"), ("MagNet", "diff"),
                                  ("DDSA", "paper"), ("DDSA", "ours"), ("DDSA", "diff")]
@@ -278,9 +278,9 @@ def test_paper_scoring_takes_magnets_reformer_alone_and_other_systems_accuracy()
 
 
 def test_magnet_scores_show_both_ways_and_are_empty_without_magnet():
-    scores = reports.magnet_scores(_magnet_rows())
+    scores = tables.magnet_scores(_magnet_rows())
     assert scores.loc["fgsm"].tolist() == [0.2, 0.9, 1.0]
-    assert reports.magnet_scores(_magnet_rows()[1:]).empty
+    assert tables.magnet_scores(_magnet_rows()[1:]).empty
 
 
 def test_agreement_table_has_one_column_per_protocol_and_substitute():
@@ -289,18 +289,18 @@ def test_agreement_table_has_one_column_per_protocol_and_substitute():
     shared = [{"substitute": s, "defense": d, "attack": "fgsm", "substitute_agreement": v}
               for s, d, v in (("MLP (model E)", "No defense", 0.78), ("MLP (model E)", "DDSA", 0.75),
                               ("conv (model B)", "No defense", 0.9), ("conv (model B)", "DDSA", 0.85))]
-    table = reports.agreement_table({"black_box": own, "black_box_shared": shared})
+    table = tables.agreement_table({"black_box": own, "black_box_shared": shared})
     assert list(table.columns) == ["substitute per system", "shared: MLP (model E)", "shared: conv (model B)"]
     assert table.loc["DDSA"].tolist() == [0.7, 0.75, 0.85]
-    assert list(reports.agreement_table({"black_box": own}).columns) == ["substitute per system"]  # a record before the shared protocol
+    assert list(tables.agreement_table({"black_box": own}).columns) == ["substitute per system"]  # a record before the shared protocol
 
 
 def test_shared_substitute_table_stacks_one_paper_table_per_substitute():
     rows = [{"substitute": s, **r} for s in ("MLP (model E)", "conv (model B)") for r in _magnet_rows()]
-    table = reports.shared_substitute_table(rows, {"ddsa": {"fgsm": 0.614}})
+    table = tables.shared_substitute_table(rows, {"ddsa": {"fgsm": 0.614}})
     assert list(table.index.get_level_values("substitute").unique()) == ["MLP (model E)", "conv (model B)"]
     assert table.loc[("conv (model B)", "DDSA", "paper"), "fgsm"] == 0.614
-    assert reports.shared_substitute_table([], {}).empty  # a record before the shared protocol
+    assert tables.shared_substitute_table([], {}).empty  # a record before the shared protocol
 
 
 def test_a_missing_value_renders_as_a_blank_cell_not_nan():
