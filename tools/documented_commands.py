@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "book/intro.md")
+DOCS = ("README.md", "REPRODUCING.md", "book/intro.md")
 PY = str(ROOT / ".venv" / "bin" / "python")
 # A quoted span is a command when it starts with one of these words ("make -n" is a flag, not a command).
 COMMAND_START = re.compile(r"^(make [a-z]|(python|\.venv/bin/\S+|bash|papermill|jupyter|pip)\s)")
@@ -90,12 +90,12 @@ def reproduce_wrote(folder: str) -> Callable[[subprocess.CompletedProcess], str 
 
 
 def paper_stages_minutes(proc) -> str | None:
-    """The README: "The committed MNIST run took N min on one H100": one of the runs this command totals."""
+    """REPRODUCING.md: "The committed MNIST run took N min on one H100": one of the runs this command totals."""
     wrong = expect(r"\*\*total\*\*")(proc)
     if wrong:
         return wrong
     said = float(re.search(r"committed MNIST run took (\d+(?:\.\d+)?) min on one H100",
-                           (ROOT / "README.md").read_text()).group(1))
+                           (ROOT / "REPRODUCING.md").read_text()).group(1))
     printed = [float(m) for m in re.findall(r"^\| total of the run \| [^|]*H100[^|]*\|.*\(([\d.]+) min\)", proc.stdout, re.M)]
     return None if any(abs(m - said) <= 0.5 for m in printed) else f"its H100 runs took {printed} min; the README says {said}"
 
