@@ -31,12 +31,12 @@ execute: venv
 	cp _config.yml _toc.yml $(STAGE)/
 	cp -r tools $(STAGE)/
 	cp book/*.md book/*.bib $(STAGE)/book/
-	DDSA_PROGRESS=text $(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
+	DDSA_PROGRESS=text $(BIN)/python -m ddsa_core reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
 	  --device $(DEVICE) --out $(STAGE) --force
 
 # The paper profile for one dataset, resumable: `make reproduce PROFILE=paper DATASET=mnist`.
 reproduce: venv
-	$(BIN)/python -m ddsa_core.reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) --device $(DEVICE)
+	$(BIN)/python -m ddsa_core reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) --device $(DEVICE)
 
 # JupyterLab on the chapters, reusing the data and the models `make book` and `make test` cached.
 lab: venv

@@ -1,7 +1,7 @@
 """Wall time of a recorded run, per stage, read from ``results/<profile>/<dataset>/*.json``.
 
 ``python benchmarks/paper_stages.py [--dataset mnist] [--profile paper|reduced]`` prints a Markdown table: each stage of
-``python -m ddsa_core.record`` with the device, commit and date it ran on, its wall time, and its cost: the
+``python -m ddsa_core record`` with the device, commit and date it ran on, its wall time, and its cost: the
 wall time, or the crafting and training it reloaded from the cache when those are larger (``results.compute_s``;
 stages that reload the same weights share that cost, so the column has no total).
 """
@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ddsa_core import record, results  # noqa: E402
+from ddsa_core import experiments, results# noqa: E402
 
 
 def stage_rows(dataset: str, profile: str = "paper") -> list[dict]:
     """One row per recorded stage, in the recorder's order."""
     rows = []
-    for stage in record.STAGES:
+    for stage in experiments.STAGES:
         doc = results.load_record(profile, dataset, stage)
         if doc:
             prov = doc["provenance"]

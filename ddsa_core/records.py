@@ -29,7 +29,7 @@ def document(dataset: str, name: str, profile: str = "paper") -> dict | None:
     return results.load_record(profile, dataset, name)
 
 
-RECORD_COMMAND = "python -m ddsa_core.record"
+RECORD_COMMAND = "python -m ddsa_core record"
 
 
 class Missing(str):
@@ -472,7 +472,7 @@ def _require(missing: list[str], part: str, dataset: str, stage: str) -> None:
     """Raise, naming what a recorded run lacks and the command that records it again, when ``missing`` is not empty."""
     if missing:
         raise ValueError(f"the recorded {part} run of {dataset} has no MagNet rows for {missing}; record it again: "
-                         f"python -m ddsa_core.record --profile paper --dataset {dataset} --stages {stage} --force")
+                         f"python -m ddsa_core record --profile paper --dataset {dataset} --stages {stage} --force")
 
 
 def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:

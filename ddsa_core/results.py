@@ -1,7 +1,7 @@
 """Recorded results: JSON files with provenance under ``results/<profile>/<dataset>/``.
 
 The committed records (``results/paper``, ``results/reduced`` and two of ``results/quick``) are what
-the book shows as "recorded". Only the record command (``python -m ddsa_core.record``, inside
+the book shows as "recorded". Only the record command (``python -m ddsa_core record``, inside
 :func:`recording`) writes them. A chapter run, in Jupyter, by papermill or under nbval, writes its
 records under ``_build/records/`` instead (``$DDSA_LIVE_RECORDS``), so rerunning a chapter never
 overwrites a committed record. Where ``$DDSA_RESULTS`` names another folder (the tests' isolated

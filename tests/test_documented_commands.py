@@ -15,16 +15,16 @@ def test_commands_are_found_in_inline_code_and_bash_blocks_but_not_elisions(tmp_
     (tmp_path / "book").mkdir()
     (tmp_path / "README.md").write_text("Run `make   book` or `papermill ... -p x 1`; `profile`, `make -n`.\n"
                                         "```bash\nmake reproduce PROFILE=paper   # = python -m x\n```\n")
-    (tmp_path / "book" / "intro.md").write_text("`python -m ddsa_core.record --profile paper\n--dataset mnist`\n")
+    (tmp_path / "book" / "intro.md").write_text("`python -m ddsa_core record --profile paper\n--dataset mnist`\n")
     found = dc.documented_commands(tmp_path)
     assert found == {"make book": "README.md", "make reproduce PROFILE=paper": "README.md",
-                     "python -m ddsa_core.record --profile paper --dataset mnist": "book/intro.md"}
+                     "python -m ddsa_core record --profile paper --dataset mnist": "book/intro.md"}
 
 
 def test_a_dry_run_appends_the_flag_each_tool_knows():
     assert dc.as_dry_run("make lab") == "make -n lab"
     assert dc.as_dry_run("papermill a.ipynb b.ipynb") == "papermill a.ipynb b.ipynb --prepare-only"
-    assert dc.as_dry_run("python -m ddsa_core.record") == "python -m ddsa_core.record --dry-run"
+    assert dc.as_dry_run("python -m ddsa_core record") == "python -m ddsa_core record --dry-run"
 
 
 def test_expect_fails_on_a_bad_exit_code_or_a_missing_output():

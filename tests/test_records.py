@@ -432,7 +432,7 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert records.cpu_adaptive_table("cifar10") == (f"{records.PENDING}: results/quick/cifar10/adaptive.json "
-                                                      "(python -m ddsa_core.record --profile quick --dataset cifar10 --stages gray_box adaptive)")
+                                                      "(python -m ddsa_core record --profile quick --dataset cifar10 --stages gray_box adaptive)")
     assert records.cpu_adaptive_glue("cifar10") is None
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)

@@ -1,23 +1,23 @@
-"""The papermill-free recorder (``python -m ddsa_core.record``) and the recorded paper-profile MNIST run."""
+"""The papermill-free recorder (``python -m ddsa_core record``) and the recorded paper-profile MNIST run."""
 import pandas as pd
 import pytest
 
-from ddsa_core import record, records, results, tables
+from ddsa_core import cli, experiments, records, results, tables
 from ddsa_core.config import make_config
 
 
 def test_bad_stage_names_fail_before_any_compute(capsys):
-    assert record.main(["--stages", "classifier", "tabel7"]) == 2
+    assert cli.main(["record", "--stages", "classifier", "tabel7"]) == 2
     assert "['tabel7'] unknown for dataset 'mnist'; allowed:" in capsys.readouterr().err
-    assert record.main(["--dataset", "cifar10", "--stages", "baselines"]) == 2  # MagNet is MNIST only
+    assert cli.main(["record", "--dataset", "cifar10", "--stages", "baselines"]) == 2  # MagNet is MNIST only
     assert "['baselines'] unknown for dataset 'cifar10'" in capsys.readouterr().err
-    assert record.stages_for("mnist") == [s for s in record.STAGES if s != "lr_sweep"] and "seeds" in record.STAGES  # issue 7's paper seeds
-    assert "lr_sweep" in record.stages_for("cifar10") and "lr_sweep" not in record.stages_for("mnist")
-    assert "baselines" not in record.stages_for("cifar10") and "gray_box" in record.stages_for("cifar10")
+    assert experiments.stages_for("mnist") == [s for s in experiments.STAGES if s != "lr_sweep"] and "seeds" in experiments.STAGES  # issue 7's paper seeds
+    assert "lr_sweep" in experiments.stages_for("cifar10") and "lr_sweep" not in experiments.stages_for("mnist")
+    assert "baselines" not in experiments.stages_for("cifar10") and "gray_box" in experiments.stages_for("cifar10")
 
 
 def test_the_reduced_stages_are_recordable_stages_in_dependency_order():
-    cifar = record.stages_for("cifar10")  # chapter 4's reduced section names the command that records them
+    cifar = experiments.stages_for("cifar10")  # chapter 4's reduced section names the command that records them
     assert [s for s in cifar if s in records.TABLE8_STAGES] == list(records.TABLE8_STAGES)
 
 
@@ -28,8 +28,8 @@ def test_a_failing_stage_is_reported_and_later_stages_still_run(monkeypatch, tmp
     def broken(cfg):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(record, "STAGES", {"a": broken, "b": lambda cfg: ran.append("b")})
-    rows = record.record_stages(make_config("quick", "mnist"), ["a", "b"])
+    monkeypatch.setattr(experiments, "STAGES", {"a": broken, "b": lambda cfg: ran.append("b")})
+    rows = cli.record_stages(make_config("quick", "mnist"), ["a", "b"])
     assert [r["status"] for r in rows] == ["failed", "recorded"] and ran == ["b"]
 
 
@@ -37,19 +37,19 @@ def test_recorded_stages_are_skipped_and_the_budget_stops_new_ones(monkeypatch, 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     cfg = make_config("quick", "mnist")
     stage = lambda cfg: results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
-    monkeypatch.setattr(record, "STAGES", {"a": stage, "b": stage})
-    assert [r["status"] for r in record.record_stages(cfg, ["a"])] == ["recorded"]
-    assert [r["status"] for r in record.record_stages(cfg, ["a", "b"], budget_s=-1)] == ["recorded before", "not started (budget)"]
-    assert record.record_stages(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
+    monkeypatch.setattr(experiments, "STAGES", {"a": stage, "b": stage})
+    assert [r["status"] for r in cli.record_stages(cfg, ["a"])] == ["recorded"]
+    assert [r["status"] for r in cli.record_stages(cfg, ["a", "b"], budget_s=-1)] == ["recorded before", "not started (budget)"]
+    assert cli.record_stages(cfg.replace(eps=0.2), ["a"])[0]["status"] == "recorded"  # another config is another run
 
 
 def test_a_dry_run_lists_what_would_run_and_runs_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     cfg = make_config("quick", "mnist")
     calls = []
-    monkeypatch.setattr(record, "STAGES", {"a": calls.append, "b": calls.append})
+    monkeypatch.setattr(experiments, "STAGES", {"a": calls.append, "b": calls.append})
     results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
-    assert [r["status"] for r in record.record_stages(cfg, ["a", "b"], dry_run=True)] == ["recorded before", "would run"]
+    assert [r["status"] for r in cli.record_stages(cfg, ["a", "b"], dry_run=True)] == ["recorded before", "would run"]
     assert calls == [] and [p.name for p in tmp_path.rglob("*.json")] == ["a.json"]
 
 
@@ -160,6 +160,6 @@ def test_only_the_record_command_writes_results(monkeypatch, tmp_path):
     write = lambda cfg: results.record("a", cfg, {}, {"this_run": 0.0}, __import__("torch").device("cpu"))
     write(cfg)  # as a chapter cell calls a stage
     assert (tmp_path / "live/quick/mnist/a.json").exists() and not (tmp_path / "results").exists()
-    monkeypatch.setattr(record, "STAGES", {"a": write})
-    assert record.record_stages(cfg, ["a"])[0]["status"] == "recorded"
+    monkeypatch.setattr(experiments, "STAGES", {"a": write})
+    assert cli.record_stages(cfg, ["a"])[0]["status"] == "recorded"
     assert (tmp_path / "results/quick/mnist/a.json").exists()

@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from ddsa_core import reproduce
+from ddsa_core import cli
 
 
 def test_chapters_follow_the_toc():
-    names = [c.stem for c in reproduce.chapters()]
+    names = [c.stem for c in cli.chapters()]
     assert names[:3] == ["01_threat_models", "02_classifiers", "03_attacks"]
-    assert all(c.exists() for c in reproduce.chapters())
+    assert all(c.exists() for c in cli.chapters())
 
 
 @pytest.mark.parametrize("args,message", [
@@ -19,31 +19,31 @@ def test_chapters_follow_the_toc():
 ])
 def test_bad_input_fails_before_anything_runs(args, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        reproduce.run_chapters(out=tmp_path, **args)
+        cli.run_chapters(out=tmp_path, **args)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_dry_run_lists_every_chapter_and_writes_nothing(tmp_path, capsys):
-    rows = reproduce.run_chapters("paper", "mnist", out=tmp_path, dry_run=True)
-    assert [r["chapter"] for r in rows] == [c.stem for c in reproduce.chapters()]
+    rows = cli.run_chapters("paper", "mnist", out=tmp_path, dry_run=True)
+    assert [r["chapter"] for r in rows] == [c.stem for c in cli.chapters()]
     assert {r["status"] for r in rows} == {"would run"} and list(tmp_path.iterdir()) == []
 
 
 def test_cli_reports_bad_input(capsys):
-    assert reproduce.main(["--profile", "fast"]) == 2
+    assert cli.main(["reproduce", "--profile", "fast"]) == 2
     assert "'profile' must be one of" in capsys.readouterr().err
 
 
 def test_already_done_needs_success_and_same_parameters(tmp_path):
     params = {"profile": "quick", "dataset": "mnist", "seed": 0, "device": "auto"}
     nb = tmp_path / "x.ipynb"
-    assert not reproduce.already_done(nb, params)
+    assert not cli.already_done(nb, params)
     done = {"exception": None, "end_time": "2026-11-24T08:48:35", "parameters": params}  # as papermill writes it
     nb.write_text(json.dumps({"metadata": {"papermill": done}}))
-    assert reproduce.already_done(nb, params)
-    assert not reproduce.already_done(nb, {**params, "seed": 1})
+    assert cli.already_done(nb, params)
+    assert not cli.already_done(nb, {**params, "seed": 1})
     nb.write_text(json.dumps({"metadata": {"papermill": {**done, "exception": True}}}))
-    assert not reproduce.already_done(nb, params)
+    assert not cli.already_done(nb, params)
 
 
 def test_already_done_reads_a_real_papermill_notebook(tmp_path):
@@ -56,5 +56,5 @@ def test_already_done_reads_a_real_papermill_notebook(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, src)
     papermill.execute_notebook(str(src), str(out), parameters={"x": 2}, progress_bar=False)
-    assert reproduce.already_done(out, {"x": 2})
-    assert not reproduce.already_done(out, {"x": 3})
+    assert cli.already_done(out, {"x": 2})
+    assert not cli.already_done(out, {"x": 3})
