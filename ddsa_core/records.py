@@ -565,22 +565,6 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
                   "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
 
 
-SEED_KEYS = ("r_s_provenance", "r_s_images", *(f"r_s_{k}" for k in tables.SEED_GLUE_KEYS))
-
-
-def seed_glue(dataset: str) -> dict[str, str]:
-    """The recorded seeds run's numbers (:func:`ddsa_core.tables.seed_table_glue`, keyed ``r_s_*``),
-    its provenance and image counts, or :data:`PENDING` for each of :data:`SEED_KEYS`."""
-    doc = document(dataset, "seeds")
-    if doc is None:
-        return _pending(*SEED_KEYS)
-    images = doc["results"]["images"]
-    return {"r_s_provenance": results.describe(doc),
-            "r_s_images": (f"{tables.first_or_all(images['paper PGD'], data.TEST_SIZE)} test images "
-                           f"({tables.first_or_all(images['adaptive PGD'], data.TEST_SIZE)} for the adaptive PGD)"),
-            **tables.seed_table_glue(doc["results"], prefix="r_s_")}
-
-
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
     """The recorded robust-accuracy table (defense × attack), or why it is missing."""
     rec = rec or adaptive_frames(dataset)
@@ -717,7 +701,7 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
                    key + "val_images", key + "cw_images",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
-                   key + "pgd_rms", key + "ddsa_rms", key + "denoised_gap",
+                   key + "pgd_rms", key + "ddsa_rms", key + "gap_low", key + "gap_high",
                    *(f"{key}{k}_{col}" for k in GRAY_LABELS for col in ("pgd", "clean")))
     docs = {name: table8_run(dataset, name, profile) for name in TABLE8_STAGES}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
@@ -734,16 +718,10 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     return out
 
 
-def gap_range(gaps: list[float]) -> str:
-    """The lowest and highest of accuracy differences, each worded by its sign ("from 9.2 points below to 5.2 points above")."""
-    side = lambda g: f"{100 * abs(g):.1f} points {'below' if g < 0 else 'above'}"
-    return f"from {side(min(gaps))} to {side(max(gaps))}"
-
-
 GRAY_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
 
 
-def _gray_glue(gray: dict, key: str) -> dict[str, str]:
+def _gray_glue(gray: dict, key: str) -> dict[str, str | float]:
     """The gray-box part of :func:`table8_glue`: PGD and clean accuracy per defense, and the denoisers'
     optimiser steps and training rate against what the paper's scale needs."""
     dataset, cfg = gray["dataset"], gray["config"]
@@ -754,7 +732,8 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str]:
            key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] in ("DDSA", "DDA")]
-    out[key + "denoised_gap"] = gap_range(gaps)  # accuracy under each attack against clean accuracy on the same images
+    # accuracy under each attack minus the clean accuracy on the same images, in points: the range over both denoisers
+    out |= {key + "gap_low": 100 * min(gaps), key + "gap_high": 100 * max(gaps)}
     out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
     paper_cfg = make_config("paper", dataset)

@@ -348,44 +348,10 @@ def failed_seeds(run: dict, threshold: float = 0.5) -> pd.Series:
     return clean[clean < threshold]
 
 
-SEED_GLUE_KEYS = ("ddsa_gray", "ddsa_white", "ddsa_adaptive", "dda_gray", "dda_adaptive", "seeds", "failed", "failed_which",
-                  "restarted", "which")
-
-
-def restarted_text(run: dict) -> str:
-    """Which denoisers of a seeds run had their collapsed first epoch rerun by the guard of
-    :func:`ddsa_core.defenses.denoiser` (and whether it collapsed again), or that the run predates the record."""
-    if "restarted" not in run:
-        return "not recorded by this run"
-    return ", ".join(f"{r['defense']} seed {r['seed']}" + (" (collapsed again)" if r["collapsed_again"] else "")
-                     for r in run["restarted"]) or "none"
-
-
-def _seed_list(seeds: list[int]) -> str:
-    """"seed 0", or "seeds 0, 1 and 2"."""
-    names = [str(s) for s in seeds]
-    if len(names) < 2:
-        return f"seed {names[0]}" if names else "no seed"
-    return f"seeds {', '.join(names[:-1])} and {names[-1]}"
-
-
-def seed_table_glue(run: dict, prefix: str = "s_") -> dict[str, str]:
-    """The seed section's numbers as text, keyed ``prefix`` + :data:`SEED_GLUE_KEYS`: mean ± std of
-    the key cells, and the seeds that failed to train."""
-    table = seed_table(run)
-
-    def mean_sd(cell: str, label: str) -> str:
-        row = table.loc[(cell, label)]
-        return f"{100 * row['mean']:.1f}%" + (f" ± {100 * row['std']:.1f}" if row["seeds"] > 1 else " (one seed)")
-
-    failed = failed_seeds(run)
-    values = (mean_sd("gray-box PGD", "DDSA"), mean_sd("white-box PGD", "DDSA"), mean_sd("adaptive PGD", "DDSA"),
-              mean_sd("gray-box PGD", "DDA"), mean_sd("adaptive PGD", "DDA"),
-              f"{len(run['seeds'])} seed" + ("" if len(run["seeds"]) == 1 else "s"),
-              f"{len(failed)} of {len(run['seeds'])}",
-              ", ".join(f"seed {s}: {a:.3f}" for s, a in failed.items()) or "none", restarted_text(run),
-              _seed_list(run["seeds"]))
-    return {prefix + key: value for key, value in zip(SEED_GLUE_KEYS, values, strict=True)}
+def restarted_table(run: dict) -> pd.DataFrame:
+    """The denoisers of a seeds run whose collapsed first epoch the guard of :func:`ddsa_core.defenses.denoiser`
+    reran: seed, defense, and whether it collapsed again (no rows when none was)."""
+    return pd.DataFrame(run["restarted"], columns=["seed", "defense", "collapsed_again"])
 
 
 def paper_white_box_pgd(dataset: str) -> dict[str, float]:

@@ -87,19 +87,17 @@ def _seed_run(clean: tuple[float, ...]) -> dict:
 def test_a_seed_whose_denoiser_did_not_train_is_named():
     run = _seed_run((0.98, 0.134, 0.97))
     assert tables.failed_seeds(run).to_dict() == {1: 0.134}
-    glue = tables.seed_table_glue(run)
-    assert glue["s_failed"] == "1 of 3" and glue["s_failed_which"] == "seed 1: 0.134"
-    assert glue["s_ddsa_gray"] == "50.0% ± 0.0"
-    assert tables.seed_table_glue(_seed_run((0.98, 0.97, 0.97)))["s_failed_which"] == "none"
-    assert tables.seed_table_glue(_seed_run((0.98,)))["s_ddsa_gray"] == "50.0% (one seed)"
+    assert tables.failed_seeds(_seed_run((0.98, 0.97, 0.97))).empty
+    table = tables.seed_table(run)
+    assert table.loc[("gray-box PGD", "DDSA"), "mean"] == 0.5 and table.loc[("gray-box PGD", "DDSA"), "std"] == 0.0
+    assert table.loc[("clean", "DDSA"), "min"] == 0.134 and table.loc[("clean", "DDSA"), "seeds"] == 3
 
 
-def test_the_seeds_glue_names_each_denoiser_whose_first_epoch_was_rerun():
+def test_the_restarted_table_lists_each_denoiser_whose_first_epoch_was_rerun():
     run = _seed_run((0.98, 0.97, 0.97))
-    assert tables.seed_table_glue(run)["s_restarted"] == "not recorded by this run"  # a record from before the field
-    assert tables.seed_table_glue(run | {"restarted": []})["s_restarted"] == "none"
+    assert tables.restarted_table(run | {"restarted": []}).empty
     notes = [{"seed": 1, "defense": "DDSA", "collapsed_again": False}, {"seed": 2, "defense": "DDA", "collapsed_again": True}]
-    assert tables.seed_table_glue(run | {"restarted": notes})["s_restarted"] == "DDSA seed 1, DDA seed 2 (collapsed again)"
+    assert tables.restarted_table(run | {"restarted": notes}).to_dict("records") == notes
 
 
 def test_seeds_run_records_the_denoisers_whose_first_epoch_was_rerun(tmp_path, monkeypatch):
@@ -121,25 +119,19 @@ def test_seeds_run_records_the_denoisers_whose_first_epoch_was_rerun(tmp_path, m
         [{"defense": d, "attack": "pgd", "accuracy": 0.4, "images": 5} for d in experiments.SEED_DEFENSES]))
     run = experiments.seeds_run(make_config("quick", "mnist"), seeds=(0, 1))
     assert run["restarted"] == [{"seed": 1, "defense": "DDA", "collapsed_again": False}]
-    assert tables.seed_table_glue(run)["s_restarted"] == "DDA seed 1"
+    assert tables.restarted_table(run).to_dict("records") == [{"seed": 1, "defense": "DDA", "collapsed_again": False}]
     assert results.load_record("quick", "mnist", "seeds")["results"]["restarted"] == run["restarted"]
 
 
-def test_recorded_seeds_glue_the_same_keys_pending_and_recorded(tmp_path, monkeypatch):
+def test_the_recorded_seeds_table_is_missing_until_recorded(tmp_path, monkeypatch):
     import torch
 
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = records.seed_glue("mnist")
-    assert set(pending) == set(records.SEED_KEYS) and set(pending.values()) == {records.PENDING}
     assert records.table_of(tables.seed_table, "mnist", "seeds").startswith("pending") and "--stages seeds" in records.table_of(tables.seed_table, "mnist", "seeds")
     run = _seed_run((0.98, 0.134, 0.97)) | {"images": {"paper PGD": 10_000, "adaptive PGD": 1_000}}
     results.record("seeds", make_config("paper", "mnist"), run, {"this_run": 240.0}, torch.device("cpu"))
-    glue = records.seed_glue("mnist")
-    assert set(glue) == set(pending) and records.PENDING not in glue.values()
-    assert glue["r_s_images"] == "all 10,000 test images (the first 1,000 for the adaptive PGD)"
-    assert glue["r_s_failed_which"] == "seed 1: 0.134" and glue["r_s_provenance"].endswith("4.0 min")
     assert records.table_of(tables.seed_table, "mnist", "seeds").loc[("clean", "DDSA"), "seeds"] == 3
 
 
@@ -331,8 +323,9 @@ def test_table8_glue_gives_the_denoisers_range_around_the_clean_accuracy_they_le
     if doc is None:
         pytest.skip("no recorded paper-profile gray-box run of cifar10")
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in doc["results"]["rows"] if r["defense"] != "No defense"]
-    expected = f"from {100 * -min(gaps):.1f} points below to {100 * max(gaps):.1f} points above"
-    assert min(gaps) < 0 < max(gaps) and records.table8_glue("cifar10", "paper")["pap_cifar10_denoised_gap"] == expected
+    glue = records.table8_glue("cifar10", "paper")
+    assert min(gaps) < 0 < max(gaps)  # the chapter's "differs ... by -x to +y points"
+    assert glue["pap_cifar10_gap_low"] == pytest.approx(100 * min(gaps)) and glue["pap_cifar10_gap_high"] == pytest.approx(100 * max(gaps))
 
 
 def test_cifar10_costs_come_from_the_records_or_say_pending(tmp_path, monkeypatch):
@@ -400,18 +393,6 @@ def test_recorded_on_names_each_device_with_its_runs(tmp_path, monkeypatch):
         f"{cpu} (adaptive); NVIDIA H100 80GB HBM3 (sparsity_ablation)"
 
 
-def test_the_seeds_glue_lists_the_seeds():
-    run = _seed_run((0.98, 0.97, 0.96))
-    assert tables.seed_table_glue(run)["s_which"] == "seeds 0, 1 and 2"
-    assert tables.seed_table_glue(run | {"seeds": [4]})["s_which"] == "seed 4"
-    assert tables.seed_table_glue(run)["s_seeds"] == "3 seeds" and tables._seed_list([]) == "no seed"
-
-
-def test_gap_range_words_each_end_by_its_sign():
-    assert records.gap_range([-0.092, 0.052, -0.01]) == "from 9.2 points below to 5.2 points above"
-    assert records.gap_range([-0.049, -0.004]) == "from 4.9 points below to 0.4 points below"  # all below: no "0.0 above"
-
-
 def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
     """The paper's Tables 6, 7 and 9 and our adaptive run are MNIST's: the recorded sections read them
     whatever ``dataset`` the chapter ran, so their prose (which names MNIST's tables) stays true."""
@@ -461,5 +442,3 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
             other["results"][field] = "another model"
         (here / "gray_box.json").write_text(json.dumps(other))
         assert records.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
-
-
