@@ -68,7 +68,7 @@ def record_stages(cfg: Config, stages: list[str], budget_s: float = float("inf")
 
 
 def _record(argv: list[str]) -> int:
-    parser = cli_parser("Record a profile's results without Jupyter.", profile="paper", dataset="mnist",
+    parser = cli_parser(description="Record a profile's results without Jupyter.", profile="paper", dataset="mnist",
                         datasets="mnist or cifar10")
     parser.prog = "python -m ddsa_core record"
     parser.add_argument("--stages", nargs="*", help=f"some of {list(experiments.STAGES)} (default: every stage of the "
@@ -155,7 +155,7 @@ def run_chapters(profile: str, dataset: str, seed: int = 0, device: str = "auto"
 
 
 def _reproduce(argv: list[str]) -> int:
-    parser = cli_parser("Run the book's chapters with papermill for one profile.", profile="quick", dataset="both",
+    parser = cli_parser(description="Run the book's chapters with papermill for one profile.", profile="quick", dataset="both",
                         datasets="mnist, cifar10 or both")
     parser.prog = "python -m ddsa_core reproduce"
     parser.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks")
@@ -181,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m ddsa_core record|reproduce [options]``; exit code 2 on a bad command or option."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m ddsa_core {{{','.join(COMMANDS)}}} [options] (--help for each); "
-              f"got {argv[0] if argv else 'no command'!r}", file=sys.stderr)
+        print(f"usage: python -m ddsa_core {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])
