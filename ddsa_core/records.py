@@ -506,42 +506,6 @@ def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     return frames
 
 
-CHECK_KEYS = ("r_noise_curves", "r_magnet_past", "r_magnet_steps", "r_magnet_restarts", "r_magnet_flagged")
-CURVE_CHECKS = {"accuracy falls as eps grows": ("eps", "eps"), "doubling iterations does not raise accuracy": ("steps", "iterations")}
-
-
-def _flagged_glue(rec: dict) -> dict[str, str]:
-    """The recorded run's flagged checks in numbers: each flagged curve with its largest rise in images,
-    and MagNet's detector-aware attack against iterations, restarts and no bound (:data:`CHECK_KEYS`)."""
-    flagged = rec["checks"][~rec["checks"].passed]
-    noise = []
-    for row in flagged[flagged.check.isin(list(CURVE_CHECKS))].itertuples():
-        frame, axis = CURVE_CHECKS[row.check]
-        curve = rec[frame][rec[frame].defense == row.defense].sort_values(frame)
-        rise = round(float((curve.accuracy.diff() * curve.images).max()))
-        noise.append(f"{row.defense}'s {axis} curve, by up to {rise} images of {int(curve.images.iloc[0]):,}")
-    out = {"r_noise_curves": "; ".join(noise) or "no curve is flagged"}
-    dataset = rec["config"]["dataset"]
-    if dataset != "mnist" and "MagNet" not in set(rec["battery"].defense):
-        return out | dict.fromkeys(CHECK_KEYS[1:], tables.MAGNET_MNIST_ONLY)
-    steps, restarts, free = (_magnet_rows(rec, name, by) for name, by in (("steps", "steps"), ("restarts", "restarts"),
-                                                                          ("unbounded", "eps")))
-    return out | {
-        "r_magnet_past": f"{round((1 - free.accuracy.iloc[0]) * free.images.iloc[0])} of {free.images.iloc[0]:,} images",
-        "r_magnet_steps": f"from {steps.accuracy.iloc[0]:.3f} at {steps.steps.iloc[0]} to {steps.accuracy.iloc[-1]:.3f} at {steps.steps.iloc[-1]}",
-        "r_magnet_restarts": (f"{restarts.accuracy.iloc[-1]:.3f} with {restarts.restarts.iloc[-1]} random starts against "
-                              f"{restarts.accuracy.iloc[0]:.3f} with {restarts.restarts.iloc[0]}"),
-        "r_magnet_flagged": "; ".join(f"“{c}”" for c in flagged[flagged.defense == "MagNet"].check) or "none"}
-
-
-def _magnet_rows(rec: dict, name: str, by: str) -> pd.DataFrame:
-    """MagNet's rows of the recorded adaptive frame ``name``, sorted by ``by``; a clear error when there are none."""
-    frame = rec[name]
-    rows = frame[frame.defense == "MagNet"] if {"defense", "accuracy", "images", by} <= set(frame.columns) else frame.iloc[0:0]
-    _require([] if len(rows) else [name], "adaptive", rec["config"]["dataset"], "adaptive")
-    return rows.sort_values(by)
-
-
 def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     """The recorded verdict's numbers, the checks passed and the ablation's ranges, keyed ``r_*``.
     ``rec``: :func:`adaptive_frames`' result, if already loaded."""
@@ -549,9 +513,9 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
     if rec is None:
         return _pending("r_provenance", "r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
-                        *ablation_keys, *CHECK_KEYS)
+                        *ablation_keys)
     adv = rec["unbounded"].set_index("defense").loc["Adv. training"]
-    out = _flagged_glue(rec) | {"r_provenance": rec["provenance"],
+    out = {"r_provenance": rec["provenance"],
            "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
            "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
     out |= {f"r_{k}": v for k, v in tables.verdict(rec["battery"], rec["weaker"], dataset).items()}

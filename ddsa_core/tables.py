@@ -354,6 +354,23 @@ def restarted_table(run: dict) -> pd.DataFrame:
     return pd.DataFrame(run["restarted"], columns=["seed", "defense", "collapsed_again"])
 
 
+#: The sanity checks on single-start curves, and the curve (the adaptive run's frame) each reads.
+CURVE_CHECKS = {"accuracy falls as eps grows": "eps", "doubling iterations does not raise accuracy": "steps"}
+
+
+def flagged_curve_rises(checks: pd.DataFrame, curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each flagged check of :data:`CURVE_CHECKS`: its defense and check, the largest rise of accuracy
+    between neighbouring points of that defense's curve in images, and the curve's images."""
+    rows = []
+    for row in checks[~checks.passed & checks.check.isin(list(CURVE_CHECKS))].itertuples():
+        axis = CURVE_CHECKS[row.check]
+        curve = curves[axis][curves[axis].defense == row.defense].sort_values(axis)
+        rows.append({"defense": row.defense, "check": row.check,
+                     "rise_images": round(float((curve.accuracy.diff() * curve.images).max())),
+                     "images": int(curve.images.iloc[0])})
+    return pd.DataFrame(rows, columns=["defense", "check", "rise_images", "images"])
+
+
 def paper_white_box_pgd(dataset: str) -> dict[str, float]:
     """The paper's white-box PGD accuracy per defense label (Table 9), where it reports one."""
     table = paper.WHITE_BOX.get(dataset, {})

@@ -270,7 +270,7 @@ def test_recorded_unbounded_glue_counts_the_images_that_survive():
     assert records.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
 
 
-def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack():
+def test_flagged_curves_give_their_largest_rise_in_images():
     import pandas as pd
 
     curve = lambda defense, vals: pd.DataFrame({"defense": defense, "steps": [10, 20, 50], "accuracy": vals, "images": 200})
@@ -282,17 +282,10 @@ def test_flagged_checks_count_each_curves_largest_rise_and_follow_magnets_attack
            "restarts": pd.DataFrame({"defense": "MagNet", "restarts": [10, 20], "accuracy": [0.4, 0.35], "images": 200}),
            "unbounded": pd.DataFrame([{"defense": "MagNet", "eps": 1.0, "accuracy": 0.995, "images": 200}]),
            "battery": pd.DataFrame({"defense": ["DDSA", "MagNet"]}), "config": {"dataset": "mnist"}}
-    glue = records._flagged_glue(rec)
-    assert glue["r_noise_curves"] == "DDSA's iterations curve, by up to 6 images of 200"  # 0.05 -> 0.08 on 200 images
-    assert glue["r_magnet_past"] == "1 of 200 images"
-    assert glue["r_magnet_steps"] == "from 0.900 at 10 to 0.500 at 50"
-    assert glue["r_magnet_restarts"] == "0.350 with 20 random starts against 0.400 with 10"
-    assert glue["r_magnet_flagged"] == "“chance level by eps 0.5”"
-    cifar = rec | {"battery": pd.DataFrame({"defense": ["DDSA"]}), "config": {"dataset": "cifar10"}}
-    assert records._flagged_glue(cifar)["r_magnet_past"] == tables.MAGNET_MNIST_ONLY
-    no_curve = rec | {"restarts": pd.DataFrame()}  # an MNIST run without MagNet's restarts: no sentence can be made
-    with pytest.raises(ValueError, match=r"adaptive run of mnist has no MagNet rows for \['restarts'\].*--stages adaptive --force"):
-        records._flagged_glue(no_curve)
+    rises = tables.flagged_curve_rises(rec["checks"], rec)
+    assert rises.to_dict("records") == [{"defense": "DDSA", "check": "doubling iterations does not raise accuracy",
+                                         "rise_images": 6, "images": 200}]  # 0.05 -> 0.08 on 200 images; DDA's passed
+    assert tables.flagged_curve_rises(rec["checks"].assign(passed=True), rec).empty
 
 
 def test_magnets_white_box_text_names_what_an_mnist_run_lacks():
