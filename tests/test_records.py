@@ -435,3 +435,23 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
             other["results"][field] = "another model"
         (here / "gray_box.json").write_text(json.dumps(other))
         assert records.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
+
+
+def test_a_committed_record_that_is_missing_fails_unless_it_is_pending(monkeypatch):
+    monkeypatch.delenv("DDSA_RESULTS", raising=False)
+    with pytest.raises(FileNotFoundError, match=r"results/paper/mnist/no_such_stage\.json .*PENDING_RECORDS.*--stages no_such_stage"):
+        records.document("mnist", "no_such_stage")
+    profile, dataset, name = sorted(records.PENDING_RECORDS)[0]
+    assert records.document(dataset, name, profile) is None
+    assert isinstance(records.table_of(tables.seed_table, dataset, name, profile=profile), records.Missing)
+
+
+def test_every_pending_record_is_still_missing():
+    # a record made since must leave the list, so that the chapter reads it instead of its admonition
+    recorded = [key for key in records.PENDING_RECORDS if results.result_path(*key).exists()]
+    assert not recorded, f"recorded, so remove them from records.PENDING_RECORDS: {recorded}"
+
+
+def test_another_results_folder_may_lack_any_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+    assert records.document("mnist", "classifier") is None
