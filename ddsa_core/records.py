@@ -186,7 +186,7 @@ def epsilon_sweep_rows(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-EPS_KEYS = ("rec_eps_provenance", "rec_eps_images", "rec_eps_device", "rec_eps_train_clf", "rec_eps_train_ddsa",
+EPS_KEYS = ("rec_eps_images", "rec_eps_device", "rec_eps_train_clf", "rec_eps_train_ddsa",
             *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
             *(f"rec_eps_gb_{k}" for k in ("images", "clean", "ddsa_clean", "ddsa_pgd")))
 
@@ -228,7 +228,7 @@ def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
     if doc is None:
         return out
     frame, weights = pd.DataFrame(doc["results"]["rows"]), doc["results"].get("weights")
-    out |= {"rec_eps_provenance": results.describe(doc), "rec_eps_device": doc["provenance"]["device"],
+    out |= {"rec_eps_device": doc["provenance"]["device"],
             # minutes of training; DDSA's include crafting its PGD training pairs, which happens inside it
             "rec_eps_train_clf": weights["classifier"]["train_wall_s"] / 60, "rec_eps_train_ddsa": weights["ddsa"]["train_wall_s"] / 60}
     return out | _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
@@ -265,7 +265,7 @@ def plateau(history: list[dict], metric: str, within: float) -> dict[str, float]
 
 def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     """Provenance, the sparsity statistics, and where DDSA's validation PGD accuracy levels off, recorded."""
-    keys = ("rec_gb_provenance", "rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa",
+    keys = ("rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa",
             "rec_gb_epochs", "rec_gb_best", "rec_gb_within", "rec_gb_tail", "rec_gb_tail_epochs", "rec_gb_noise")
     doc = doc or document(dataset, "gray_box")
     if doc is None:
@@ -274,8 +274,7 @@ def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     flat = plateau(doc["results"]["history"]["ddsa"], "val_acc_pgd_graybox", within=0.01)
     n_val = doc["config"]["ae_val_size"]
     noise = sanity.binomial_margin(flat["best"], n_val, continuity=False)
-    return {"rec_gb_provenance": results.describe(doc),
-            "rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
+    return {"rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
             "rec_mean_ddsa": f"{stats['DDSA']['mean_activation']:.3f}",
             "rec_mean_dda": f"{stats['DDA']['mean_activation']:.3f}",
             "rec_mu_hat_ddsa": f"{stats['DDSA']['mu_hat_mean']:.3f}",
@@ -313,7 +312,7 @@ def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
     return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
 
 
-BETA_KEYS = ("rec_bs_provenance", "rec_bs_device", "rec_bs_images", "rec_bs_betas", "rec_bs_book", "rec_bs_rival",
+BETA_KEYS = ("rec_bs_device", "rec_bs_images", "rec_bs_betas", "rec_bs_book", "rec_bs_rival",
              "rec_bs_rival_acc", "rec_bs_lead", "rec_bs_noise")
 
 
@@ -327,7 +326,7 @@ def beta_sweep_glue(dataset: str) -> dict[str, str | float]:
     run, book = doc["results"], make_config("paper", dataset).sparsity_beta
     acc = pd.DataFrame(run["rows"]).set_index("beta").val_acc_pgd_graybox
     rivals = acc.drop(book)
-    return {"rec_bs_provenance": results.describe(doc), "rec_bs_device": doc["provenance"]["device"],
+    return {"rec_bs_device": doc["provenance"]["device"],
             "rec_bs_images": f"{run['images']:,} {run['split']}", "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index),
             "rec_bs_book": float(acc[book]), "rec_bs_rival": f"{rivals.idxmax():g}",
             "rec_bs_rival_acc": float(rivals.max()), "rec_bs_lead": float(100 * (acc[book] - rivals.max())),
@@ -351,7 +350,7 @@ def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
     return tables.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
-LR_KEYS = ("rec_lr_provenance", "rec_lr_profile", "rec_lr_epochs", "rec_lr_images", "rec_lr_device",
+LR_KEYS = ("rec_lr_profile", "rec_lr_epochs", "rec_lr_images", "rec_lr_device",
            "rec_lr_t3_min_loss", "rec_lr_t3_final_loss", "rec_lr_t3_acc", "rec_lr_other", "rec_lr_other_final_loss",
            "rec_lr_other_acc", "rec_lr_gap", "rec_lr_noise", "rec_lr_paper_low_loss", "rec_lr_paper_low_epoch",
            "rec_lr_paper_epochs")
@@ -376,7 +375,7 @@ def lr_sweep_glue(dataset: str) -> dict[str, str | float | int]:
     rows, paper_lr = pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr
     mine, others = rows.loc[paper_lr], rows.drop(paper_lr)
     other = others.loc[others.test_accuracy.idxmax()]
-    out = {"rec_lr_provenance": results.describe(doc), "rec_lr_profile": doc["profile"],
+    out = {"rec_lr_profile": doc["profile"],
            "rec_lr_epochs": doc["config"]["clf_epochs"], "rec_lr_images": f"{run['images']:,}",
            "rec_lr_device": doc["provenance"]["device"], "rec_lr_t3_min_loss": float(mine.min_loss),
            "rec_lr_t3_final_loss": float(mine.final_loss), "rec_lr_t3_acc": float(mine.test_accuracy),
@@ -434,10 +433,9 @@ def baselines_glue(dataset: str) -> dict[str, str]:
     """Provenance, MagNet's false-positive rate and the baselines' clean accuracy, recorded."""
     doc = document(dataset, "baselines")
     if doc is None:
-        return _pending("rec_bl_provenance", "rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
+        return _pending("rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
     run = doc["results"]
-    return {"rec_bl_provenance": results.describe(doc),
-            "rec_magnet_fpr_any": f"{100 * run['magnet_test_fpr']['any']:.2f} %",
+    return {"rec_magnet_fpr_any": f"{100 * run['magnet_test_fpr']['any']:.2f} %",
             "rec_clean_magnet": f"{run['clean']['MagNet']['accuracy']:.4f}",
             "rec_clean_adv": f"{run['clean']['Adv. training']['accuracy']:.4f}"}
 
@@ -460,14 +458,13 @@ def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
     ``doc``: the ``threat_models`` record, if already loaded."""
     doc = doc or document(dataset, "threat_models")
     if doc is None:
-        return _pending("rec_claims_held", "rec_claims_failed", "rec_tm_provenance", "rec_ddsa_white_pgd",
+        return _pending("rec_claims_held", "rec_claims_failed", "rec_ddsa_white_pgd",
                         "rec_ddsa_gray_pgd", "rec_dda_white_pgd", "rec_magnet_white_linf", "rec_magnet_white_cw")
     run = doc["results"]
     claims = tables.claims_table(run, dataset)
     return _magnet_white(run["white_box"], dataset) | {
             "rec_claims_held": tables.claims_held_text(claims),
             "rec_claims_failed": "; ".join(f"“{c}”" for c in claims.index[claims["holds in ours"] == False]) or "none",  # noqa: E712
-            "rec_tm_provenance": results.describe(doc),
             "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
             "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",
             "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
@@ -509,12 +506,12 @@ VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gra
 
 def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
-    threat models, ablation), its one-line ``provenance`` and ``config``, or ``None`` before that run exists."""
+    threat models, ablation) and its ``config``, or ``None`` before that run exists."""
     doc = document(dataset, "adaptive", profile)
     if doc is None:
         return None
     run = doc["results"]
-    frames: dict = {"provenance": results.describe(doc), "config": doc["config"]}
+    frames: dict = {"config": doc["config"]}
     for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("restarts", "restarts"),
                       ("checks", "checks"), ("weaker", "weaker"), ("unbounded", "unbounded")):
         frames[name] = pd.DataFrame(run[key])
@@ -529,11 +526,10 @@ def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
     rec = rec or adaptive_frames(dataset)
     ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
     if rec is None:
-        return _pending("r_provenance", "r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
+        return _pending("r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
                         *ablation_keys)
     adv = rec["unbounded"].set_index("defense").loc["Adv. training"]
-    out = {"r_provenance": rec["provenance"],
-           "r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
+    out = {"r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
            "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
     out |= {f"r_{k}": v for k, v in tables.verdict(rec["battery"], rec["weaker"], dataset).items()}
     ab = rec["ablation"]
@@ -611,7 +607,7 @@ def cpu_adaptive_glue(dataset: str, profile: str = CPU_PROFILE) -> dict[str, str
     gray = rec["weaker"][rec["weaker"].threat_model == "gray-box"].set_index("defense").accuracy
     out = {f"c10_{k}": v[k] for k in ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd",
                                        "dda_worst", "adv_worst", "none_worst", "category")}
-    out |= {"c10_provenance": rec["provenance"], "c10_profile": profile, "c10_clf_epochs": cfg.clf_epochs,
+    out |= {"c10_profile": profile, "c10_clf_epochs": cfg.clf_epochs,
             "c10_train_images": f"{cfg.train_size or data.TRAIN_SIZE[dataset]:,}", "c10_ae_epochs": cfg.ae_epochs,
             "c10_ae_images": f"{denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,}", "c10_eps": f"{cfg.eps:g}",
             "c10_gain": float(100 * (gray["DDSA"] - gray["No defense"])),
@@ -679,7 +675,7 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     if profile not in TABLE8_PROFILES:
         raise ValueError(f"profile must be one of {tuple(TABLE8_PROFILES)} (the recorded Table 8 runs); got {profile!r}")
     key = f"{TABLE8_PROFILES[profile]}_{dataset}_"
-    out = _pending(key + "provenance", key + "clean", key + "clf_provenance", key + "images", key + "pairs_s",
+    out = _pending(key + "clean", key + "images", key + "pairs_s",
                    key + "val_images", key + "cw_images",
                    key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
                    key + "pgd_rms", key + "ddsa_rms", key + "gap_low", key + "gap_high",
@@ -687,8 +683,7 @@ def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
     docs = {name: table8_run(dataset, name, profile) for name in TABLE8_STAGES}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
         n, first = clf["results"]["test_size"], "the first " if clf["config"]["test_size"] else "all "  # None: every test image
-        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on {first}{n:,} test images",
-                key + "clf_provenance": results.describe_training(clf, commit=True)}
+        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on {first}{n:,} test images"}
     if attacks := docs["attacks_no_defense"]:  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
         pgd = next(r for r in attacks["results"]["rows"] if r["attack"] == "pgd")
         out[key + "pgd_rms"] = f"{pgd['mean_l2'] / math.sqrt(math.prod(INPUT_SHAPES[dataset])):.3f}"
@@ -709,7 +704,7 @@ def _gray_glue(gray: dict, key: str) -> dict[str, str | float]:
     pairs = denoiser_train_size(Config(**cfg)) or data.TRAIN_SIZE[dataset]  # None: the whole training split
     pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     cw = next(r for r in gray["results"]["rows"] if r["attack"] == "cw" and r["defense"] == "DDSA")
-    out = {key + "provenance": results.describe(gray), key + "images": f"{pgd['DDSA']['images']:,}",
+    out = {key + "images": f"{pgd['DDSA']['images']:,}",
            key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
            key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] in ("DDSA", "DDA")]

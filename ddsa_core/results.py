@@ -108,12 +108,6 @@ def compute_s(doc: dict) -> float:
     return max(wall_total(doc), carried)
 
 
-def describe(doc: dict) -> str:
-    """One line of a recorded result's provenance: device, commit, date and wall time."""
-    prov = doc["provenance"]
-    return f"{prov['device']}, commit {prov['commit'][:7]}, {prov['date'][:10]}, {wall_total(doc) / 60:.1f} min"
-
-
 #: How :func:`classifier_recipe` names each recipe field that differs from Table 3 read literally.
 RECIPE_LABELS = {"clf_loss": {"keras_clipped": "Keras loss"}, "clf_checkpoint": {"best_val": "best epoch"}}
 
@@ -153,9 +147,11 @@ def provenance_table(docs: list[dict]) -> "pd.DataFrame":
     return pd.DataFrame(rows).set_index("record")
 
 
-def provenance_of(profile: str, dataset: str, names: tuple[str, ...]) -> "pd.DataFrame":
-    """:func:`provenance_table` of the records ``names`` of ``profile``/``dataset`` that exist."""
-    return provenance_table([doc for name in names if (doc := load_record(profile, dataset, name)) is not None])
+def provenance_of(records: list[str]) -> "pd.DataFrame":
+    """:func:`provenance_table` of the records ``records`` (each ``"<profile>/<dataset>/<name>"``, the
+    table's index) that exist, in the order given: the one provenance table of a chapter."""
+    docs = (load_record(*record.split("/")) for record in records)
+    return provenance_table([doc for doc in docs if doc is not None])
 
 
 def describe_training(doc: dict, commit: bool = False) -> str:

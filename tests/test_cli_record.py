@@ -101,12 +101,6 @@ def test_the_verdict_category_follows_the_adaptive_and_gray_box_numbers():
     assert category(0.5, 0.9) == "overstated" and category(0.85, 0.9) == "holds"
     assert {category(w, g) for w in (0, 0.3, 0.9) for g in (0, 0.5, 0.95)} == set(tables.VERDICT_CATEGORIES)
 
-def test_describe_names_device_commit_date_and_minutes():
-    doc = {"provenance": {"device": "NVIDIA H100", "commit": "d08e7985ea3a", "date": "2026-11-24T19:59:35+00:00"},
-           "wall_s": {"this_run": 90.0}}
-    assert results.describe(doc) == "NVIDIA H100, commit d08e798, 2026-11-24, 1.5 min"
-
-
 def test_seed_table_gives_mean_and_sample_std_per_cell():
     rows = [{"seed": s, "cell": "gray-box PGD", "defense": "DDSA", "accuracy": a} for s, a in enumerate((0.1, 0.2, 0.3))]
     table = tables.seed_table({"rows": rows, "seeds": [0, 1, 2]})

@@ -36,7 +36,7 @@ def test_provenance_of_lists_the_records_that_exist_in_the_order_asked(tmp_path,
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     for name in ("b", "a"):
         results.record(name, make_config("paper", "mnist"), {}, {"this_run": 60.0}, torch.device("cpu"))
-    table = results.provenance_of("paper", "mnist", ("a", "missing", "b"))
+    table = results.provenance_of(["paper/mnist/a", "paper/mnist/missing", "paper/mnist/b"])
     assert list(table.index) == ["paper/mnist/a", "paper/mnist/b"]
 
 

@@ -184,7 +184,6 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     glue = records.table8_glue("cifar10")
     assert set(glue) == set(pending) and records.PENDING not in glue.values()
     assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
-    assert glue["red_cifar10_clf_provenance"] == "cpu, commit abcdef0, 1 min of training"
     assert glue["red_cifar10_minutes"] == "24"  # 60 s of training, not the reload's 1 s, + 120 s (not 10) + 1,200 s + 60 s
     assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
     assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
