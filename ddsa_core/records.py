@@ -94,31 +94,13 @@ def classifier_history() -> pd.DataFrame:
     return tables.history_frame({ds: run for ds in paper.CLEAN_ACCURACY if (run := read(ds, "classifier"))})
 
 
-def classifier_glue(dataset: str, last_epochs: int = 30) -> dict[str, str]:
-    """``rec_<dataset>_*``: test accuracy, device and training minutes, the held-out accuracy's range and mean
-    over the last epochs (``val_range`` holds test accuracy where there is no validation split) and its best
-    epoch, and the training loss at its lowest and at the end."""
-    rec, key = document(dataset, "classifier"), f"rec_{dataset}_"
-    if rec is None:
-        return _pending(key + "acc", key + "when", key + "val_range", key + "peak", key + "tail_mean", key + "loss")
-    history = rec["results"]["history"]
-    metric = "val_acc" if "val_acc" in history[0] else "test_acc"  # CIFAR-10 has no validation split
-    val = [h[metric] for h in history[-last_epochs:]]
-    best, low, last = max(history, key=lambda h: h[metric]), min(history, key=lambda h: h["loss"]), history[-1]
-    return {key + "acc": f"{100 * rec['results']['test_accuracy']:.2f} %",
-            key + "when": results.describe_training(rec),
-            key + "val_range": f"{100 * min(val):.2f}-{100 * max(val):.2f} %",
-            key + "peak": f"{100 * best[metric]:.2f} % at epoch {best['epoch']}",
-            key + "tail_mean": f"{100 * sum(val) / len(val):.1f} %",
-            key + "loss": f"{low['loss']:.2f} at epoch {low['epoch']} to {last['loss']:.2f} at epoch {last['epoch']}"}
-
-
 def no_defense_glue(dataset: str, attacks: tuple[str, ...] = ("fgsm", "pgd")) -> dict[str, str]:
     """``rec_<dataset>_nodef_<attack>``: the recorded undefended accuracy under each attack, and ``rec_<dataset>_clean``."""
     table, key = table_of(tables.no_defense_table, dataset, "attacks_no_defense", dataset), f"rec_{dataset}_"
     out = {key + f"nodef_{a}": PENDING if isinstance(table, str) else f"{table.loc[a, ('No defense', 'ours')]:.3f}"
            for a in attacks}
-    return out | {key + "clean": classifier_glue(dataset)[key + "acc"]}
+    clf = document(dataset, "classifier")
+    return out | {key + "clean": f"{100 * clf['results']['test_accuracy']:.2f} %" if clf else PENDING}
 
 
 def gradient_diagnostics(dataset: str) -> dict:

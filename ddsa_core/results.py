@@ -152,10 +152,3 @@ def provenance_of(records: list[str]) -> "pd.DataFrame":
     table's index) that exist, in the order given: the one provenance table of a chapter."""
     docs = (load_record(*record.split("/")) for record in records)
     return provenance_table([doc for doc in docs if doc is not None])
-
-
-def describe_training(doc: dict, commit: bool = False) -> str:
-    """The device (and commit) of a recorded run and the minutes its ``wall_s["train"]`` training took."""
-    prov = doc["provenance"]
-    where = f"{prov['device']}, commit {prov['commit'][:7]}" if commit else prov["device"]
-    return f"{where}, {doc['wall_s']['train'] / 60:.0f} min of training"

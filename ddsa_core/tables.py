@@ -83,6 +83,19 @@ def claims_held_text(claims: pd.DataFrame) -> str:
     return f"{int((held == True).sum())} of {int(held.notna().sum())}"  # noqa: E712
 
 
+def training_summary(history: list[dict], last_epochs: int = 30) -> dict[str, float | int | str]:
+    """The numbers a chapter states about one training run's per-epoch ``history``: the held-out metric
+    (``val_acc``, or ``test_acc`` where there is no validation split), its best value and epoch, its lowest,
+    highest and mean value over the last ``last_epochs`` epochs, and the training loss at its lowest and
+    at the last epoch, with their epochs."""
+    metric = "val_acc" if "val_acc" in history[0] else "test_acc"
+    tail = [h[metric] for h in history[-last_epochs:]]
+    best, low, last = max(history, key=lambda h: h[metric]), min(history, key=lambda h: h["loss"]), history[-1]
+    return {"metric": metric, "peak": best[metric], "peak_epoch": best["epoch"], "tail_low": min(tail),
+            "tail_high": max(tail), "tail_mean": sum(tail) / len(tail), "low_loss": low["loss"],
+            "low_loss_epoch": low["epoch"], "last_loss": last["loss"], "last_epoch": last["epoch"]}
+
+
 def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
     """Clean test accuracy: the paper's, this run's, and the recorded ``paper``-profile run's (or 'pending')."""
     rows = []

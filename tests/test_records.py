@@ -4,7 +4,7 @@ import pytest
 from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
-GLUE = [("classifier", records.classifier_glue), ("attacks_gradient_variants", records.gradient_masking_glue),
+GLUE = [("attacks_gradient_variants", records.gradient_masking_glue),
         ("gray_box", records.gray_box_glue), ("baselines", records.baselines_glue),
         ("threat_models", records.threat_models_glue), ("pgd_iterations", records.pgd_iterations_glue),
         ("adaptive", records.adaptive_glue), ("sparsity_ablation", records.beta_glue),
@@ -231,21 +231,14 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
     assert (glue["pap_cifar10_pgd_rms"], glue["pap_cifar10_ddsa_rms"]) == ("0.100", "0.090")
 
 
-def test_classifier_glue_reads_the_test_curve_where_there_is_no_validation_split(tmp_path, monkeypatch):
-    """CIFAR-10's classifier is monitored on test images (``test_acc``): its best epoch and its loss drift are glued."""
-    import json
-
-    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
+def test_training_summary_reads_the_test_curve_where_there_is_no_validation_split():
+    """CIFAR-10's classifier is monitored on test images (``test_acc``): its best epoch and its loss drift."""
     history = [{"epoch": e + 1, "loss": loss, "test_acc": acc}
                for e, (loss, acc) in enumerate(((1.5, 0.5), (0.8, 0.7), (1.1, 0.6), (1.2, 0.48)))]
-    path = tmp_path / "paper" / "cifar10" / "classifier.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"dataset": "cifar10", "wall_s": {"train": 360.0},
-                                "results": {"test_accuracy": 0.485, "history": history},
-                                "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = records.classifier_glue("cifar10", last_epochs=2)
-    assert glue["rec_cifar10_peak"] == "70.00 % at epoch 2" and glue["rec_cifar10_tail_mean"] == "54.0 %" and glue["rec_cifar10_val_range"] == "48.00-60.00 %"
-    assert glue["rec_cifar10_loss"] == "0.80 at epoch 2 to 1.20 at epoch 4"
+    summary = tables.training_summary(history, last_epochs=2)
+    assert summary == pytest.approx({"metric": "test_acc", "peak": 0.7, "peak_epoch": 2, "tail_low": 0.48, "tail_high": 0.6,
+                                     "tail_mean": 0.54, "low_loss": 0.8, "low_loss_epoch": 2, "last_loss": 1.2, "last_epoch": 4})
+    assert tables.training_summary([{"epoch": 1, "loss": 1.0, "val_acc": 0.9, "test_acc": 0.1}])["metric"] == "val_acc"
 
 
 def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
@@ -254,7 +247,7 @@ def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pendin
         pytest.skip("no recorded paper-profile attack run of cifar10")
     glue = records.no_defense_glue("cifar10")
     assert glue["rec_cifar10_nodef_pgd"] == f"{table.loc['pgd', ('No defense', 'ours')]:.3f}"
-    assert glue["rec_cifar10_clean"] == records.classifier_glue("cifar10")["rec_cifar10_acc"]
+    assert glue["rec_cifar10_clean"] == f"{100 * records.read('cifar10', 'classifier')['test_accuracy']:.2f} %"
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     pending = records.no_defense_glue("cifar10")
     assert set(pending) == set(glue) and set(pending.values()) == {records.PENDING}
