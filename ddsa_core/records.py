@@ -234,40 +234,6 @@ def gray_box_history(doc: dict | None) -> pd.DataFrame | None:
     return tables.history_frame(doc["results"]["history"], key="defense") if doc else None
 
 
-def plateau(history: list[dict], metric: str, within: float) -> dict[str, float]:
-    """Where a validation metric stops improving: its best value and epoch, the first epoch within
-    ``within`` of the best, and the range over the last third of the epochs."""
-    values = [h[metric] for h in history]
-    best = max(values)
-    tail = values[-max(1, len(values) // 3):]
-    return {"best": best, "best_epoch": history[values.index(best)]["epoch"], "epochs": len(values),
-            "first_within": next(h["epoch"] for h, v in zip(history, values) if v >= best - within),
-            "tail_min": min(tail), "tail_max": max(tail), "tail_epochs": len(tail)}
-
-
-def gray_box_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
-    """Provenance, the sparsity statistics, and where DDSA's validation PGD accuracy levels off, recorded."""
-    keys = ("rec_near_ddsa", "rec_mean_ddsa", "rec_mean_dda", "rec_mu_hat_ddsa",
-            "rec_gb_epochs", "rec_gb_best", "rec_gb_within", "rec_gb_tail", "rec_gb_tail_epochs", "rec_gb_noise")
-    doc = doc or document(dataset, "gray_box")
-    if doc is None:
-        return _pending(*keys)
-    stats = doc["results"]["sparsity"]
-    flat = plateau(doc["results"]["history"]["ddsa"], "val_acc_pgd_graybox", within=0.01)
-    n_val = doc["config"]["ae_val_size"]
-    noise = sanity.binomial_margin(flat["best"], n_val, continuity=False)
-    return {"rec_near_ddsa": f"{100 * stats['DDSA']['mu_hat_near_target']:.1f} %",
-            "rec_mean_ddsa": f"{stats['DDSA']['mean_activation']:.3f}",
-            "rec_mean_dda": f"{stats['DDA']['mean_activation']:.3f}",
-            "rec_mu_hat_ddsa": f"{stats['DDSA']['mu_hat_mean']:.3f}",
-            "rec_gb_epochs": str(flat["epochs"]),
-            "rec_gb_best": f"{flat['best']:.3f} (epoch {flat['best_epoch']})",
-            "rec_gb_within": str(flat["first_within"]),
-            "rec_gb_tail": f"{flat['tail_min']:.3f}-{flat['tail_max']:.3f}",
-            "rec_gb_tail_epochs": str(flat["tail_epochs"]),
-            "rec_gb_noise": f"±{100 * noise:.1f} points on {n_val:,} validation images"}
-
-
 def beta_glue(dataset: str) -> dict[str, str]:
     """DDSA at beta 1 against beta 10 in the recorded sparsity ablation: gray-box PGD and mean activation."""
     keys = ("rec_beta1_gray", "rec_beta10_gray", "rec_beta1_act", "rec_beta10_act")

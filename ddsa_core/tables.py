@@ -96,6 +96,17 @@ def training_summary(history: list[dict], last_epochs: int = 30) -> dict[str, fl
             "low_loss_epoch": low["epoch"], "last_loss": last["loss"], "last_epoch": last["epoch"]}
 
 
+def plateau(history: list[dict], metric: str, within: float) -> dict[str, float]:
+    """Where a validation metric stops improving: its best value and epoch, the first epoch within
+    ``within`` of the best, and the range over the last third of the epochs."""
+    values = [h[metric] for h in history]
+    best = max(values)
+    tail = values[-max(1, len(values) // 3):]
+    return {"best": best, "best_epoch": history[values.index(best)]["epoch"], "epochs": len(values),
+            "first_within": next(h["epoch"] for h, v in zip(history, values) if v >= best - within),
+            "tail_min": min(tail), "tail_max": max(tail), "tail_epochs": len(tail)}
+
+
 def clean_accuracy_table(runs: dict[str, dict], profile: str) -> pd.DataFrame:
     """Clean test accuracy: the paper's, this run's, and the recorded ``paper``-profile run's (or 'pending')."""
     rows = []

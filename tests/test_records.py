@@ -5,7 +5,7 @@ from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
 GLUE = [("attacks_gradient_variants", records.gradient_masking_glue),
-        ("gray_box", records.gray_box_glue), ("baselines", records.baselines_glue),
+        ("baselines", records.baselines_glue),
         ("threat_models", records.threat_models_glue), ("pgd_iterations", records.pgd_iterations_glue),
         ("adaptive", records.adaptive_glue), ("sparsity_ablation", records.beta_glue),
         ("adaptive", records.detector_aware_glue), ("epsilon_sweep", records.epsilon_sweep_glue)]
@@ -48,7 +48,7 @@ def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
 
 def test_plateau_finds_where_a_validation_curve_levels_off():
     history = [{"epoch": e + 1, "acc": a} for e, a in enumerate((0.5, 0.8, 0.90, 0.95, 0.96, 0.955, 0.958))]
-    flat = records.plateau(history, "acc", within=0.01)
+    flat = tables.plateau(history, "acc", within=0.01)
     assert flat["best"] == 0.96 and flat["best_epoch"] == 5 and flat["first_within"] == 4
     assert flat["tail_epochs"] == 2 and (flat["tail_min"], flat["tail_max"]) == (0.955, 0.958)
 
