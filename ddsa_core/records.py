@@ -377,17 +377,6 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
     return runs
 
 
-def baselines_glue(dataset: str) -> dict[str, str]:
-    """Provenance, MagNet's false-positive rate and the baselines' clean accuracy, recorded."""
-    doc = document(dataset, "baselines")
-    if doc is None:
-        return _pending("rec_magnet_fpr_any", "rec_clean_magnet", "rec_clean_adv")
-    run = doc["results"]
-    return {"rec_magnet_fpr_any": f"{100 * run['magnet_test_fpr']['any']:.2f} %",
-            "rec_clean_magnet": f"{run['clean']['MagNet']['accuracy']:.4f}",
-            "rec_clean_adv": f"{run['clean']['Adv. training']['accuracy']:.4f}"}
-
-
 # --- Every threat model (chapter 6) ---------------------------------------------------------------
 
 def pgd_iterations_rows(dataset: str) -> pd.DataFrame | None:

@@ -5,7 +5,6 @@ from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
 GLUE = [("attacks_gradient_variants", records.gradient_masking_glue),
-        ("baselines", records.baselines_glue),
         ("threat_models", records.threat_models_glue), ("pgd_iterations", records.pgd_iterations_glue),
         ("adaptive", records.adaptive_glue), ("sparsity_ablation", records.beta_glue),
         ("adaptive", records.detector_aware_glue), ("epsilon_sweep", records.epsilon_sweep_glue)]
