@@ -21,8 +21,9 @@ DATASETS = ("mnist", "cifar10")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 CLF_LOSSES = ("logits", "keras_clipped")
 CLF_CHECKPOINTS = ("last", "best_val")
+CLF_AUGMENTATIONS = ("none", "shift_flip")
 #: The classifier recipe of Table 3 read literally; a record made before these fields existed used it.
-RECIPE_DEFAULTS = {"clf_loss": "logits", "clf_dropout": 0.25, "clf_checkpoint": "last"}
+RECIPE_DEFAULTS = {"clf_loss": "logits", "clf_dropout": 0.25, "clf_checkpoint": "last", "clf_augment": "none"}
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class Config:
     # softmax, probabilities clipped to [1e-7, 1 - 1e-7]), the dropout rate of Table 2's dropout layers
     # (0.75 is TF1's tf.nn.dropout(x, 0.25), whose argument is the keep probability), and which epoch's
     # weights are kept ("last", or "best_val": Keras' ModelCheckpoint(save_best_only=True) on
-    # validation accuracy, the first epoch to reach the maximum).
+    # validation accuracy, the first epoch to reach the maximum), and the training images' augmentation
+    # ("shift_flip": Keras' cifar10_cnn.py example, on by default there; the paper names none).
     clf_loss: str = "logits"
     clf_dropout: float = 0.25
     clf_checkpoint: str = "last"
+    clf_augment: str = "none"
     eps: float = 0.3
     eval_batch_size: int = 500
     attack_size: int | None = None  # test images attacked by FGSM, Rand+FGSM, MIM, PGD (None: test_size)
@@ -124,6 +127,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "clf_loss": (lambda v: v in CLF_LOSSES, f"one of {CLF_LOSSES}"),
     "clf_dropout": (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
     "clf_checkpoint": (lambda v: v in CLF_CHECKPOINTS, f"one of {CLF_CHECKPOINTS}"),
+    "clf_augment": (lambda v: v in CLF_AUGMENTATIONS, f"one of {CLF_AUGMENTATIONS}"),
     "eps": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "attack_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),

@@ -119,3 +119,35 @@ def load(dataset: str, split: str, n: int | None = None) -> tuple[torch.Tensor, 
             raise ValueError(f"asked for {n} images of {dataset}/{split}, which has {len(y)}")
         x, y = x[:n], y[:n]
     return x.float().div_(255), y.clone()
+
+
+#: Keras' ``examples/cifar10_cnn.py`` augmentation: shifts of up to 10 % of each side, horizontal flips.
+SHIFT_RANGE = 0.1
+
+
+def shift_images(x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Each image of ``x`` (N×C×H×W) moved by its own real ``offset`` in pixels (N×2: rows, columns),
+    interpolated bilinearly, with the edge pixels repeated outside: scipy's ``ndimage.affine_transform``
+    at order 1 with ``mode='nearest'``, which Keras' ``ImageDataGenerator`` applies."""
+    n, _, h, w = x.shape
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = 1.0, 1.0
+    # affine_grid's (x, y) order is (columns, rows); with align_corners, -1 and 1 are the corner pixels' centres
+    theta[:, :, 2] = 2 * offset.flip(1) / torch.tensor([w - 1, h - 1])
+    grid = torch.nn.functional.affine_grid(theta.to(x), list(x.shape), align_corners=True)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def shift_flip(x: torch.Tensor, shift: float = SHIFT_RANGE) -> torch.Tensor:
+    """Keras' ``ImageDataGenerator(width_shift_range=shift, height_shift_range=shift, horizontal_flip=True)``.
+
+    Each image moves by its own uniform real offset in ``[-shift, shift]`` times its height and
+    width (:func:`shift_images`), and half the images are mirrored left to right. torchvision's
+    ``RandomAffine`` rounds the offset to whole pixels and fills with a constant, so it is not this.
+    Draws from torch's global generator, which :func:`ddsa_core.training.fit` seeds per epoch.
+    """
+    n, _, h, w = x.shape
+    offset = (torch.rand(n, 2) * 2 - 1) * shift * torch.tensor([h, w])
+    flip = torch.rand(n) < 0.5
+    out = shift_images(x, offset)
+    return torch.where(flip.to(x.device)[:, None, None, None], out.flip(-1), out)

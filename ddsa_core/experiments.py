@@ -527,7 +527,6 @@ STAGES: dict[str, Callable[[Config], object]] = {
 
 ONLY_ON = {"baselines": baselines.MAGNET_DATASETS,  # chapter 5 compares MagNet and adversarial training where MagNet runs
            "beta_sweep": ("mnist",),  # it judges on a validation split, which CIFAR-10 lacks
-           "classifier_variants": ("mnist",),  # CIFAR-10's recipe candidates differ (augmentation, BatchNorm): not yet run
            "lr_sweep": ("cifar10",)}  # Table 3's MNIST rate trains (chapter 2); its CIFAR-10 rate does not settle
 
 

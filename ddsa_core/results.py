@@ -109,7 +109,8 @@ def compute_s(doc: dict) -> float:
 
 
 #: How :func:`classifier_recipe` names each recipe field that differs from Table 3 read literally.
-RECIPE_LABELS = {"clf_loss": {"keras_clipped": "Keras loss"}, "clf_checkpoint": {"best_val": "best epoch"}}
+RECIPE_LABELS = {"clf_loss": {"keras_clipped": "Keras loss"}, "clf_checkpoint": {"best_val": "best epoch"},
+                 "clf_augment": {"shift_flip": "augmentation"}}
 
 
 def recorded_config(config: dict) -> dict:

@@ -129,6 +129,14 @@ CLASSIFIER_LOSSES: dict[str, LossFn] = {
 }
 
 
+def classifier_loss(cfg: Config) -> LossFn:
+    """The classifier's training loss of ``cfg`` (``clf_loss``), on augmented images where ``clf_augment`` says so."""
+    loss = CLASSIFIER_LOSSES[cfg.clf_loss]
+    if cfg.clf_augment == "none":
+        return loss
+    return lambda model, x, y: loss(model, data.shift_flip(x), y)
+
+
 def monitor_split(dataset: str) -> str:
     """The split watched during training: MNIST's validation split; CIFAR-10 has none, so its test set."""
     return "val" if "val" in data.SPLITS[dataset] else "test"
@@ -206,7 +214,7 @@ def classifier(cfg: Config) -> Trained:
                 cache.atomic_write(best_path, lambda tmp: torch.save(state, tmp))
             return {metric: value}
 
-        history = fit(model, (x, y), CLASSIFIER_LOSSES[cfg.clf_loss], opt, cfg.clf_epochs, cfg.clf_batch_size,
+        history = fit(model, (x, y), classifier_loss(cfg), opt, cfg.clf_epochs, cfg.clf_batch_size,
                       cfg.seed, checkpoint, monitor, desc=f"classifier {cfg.dataset}")
         kept = torch.load(best_path, map_location="cpu", weights_only=True)
         cache.save(cache.artifact_path("classifier", best_key), kept["model"],

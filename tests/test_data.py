@@ -87,3 +87,38 @@ def test_decoded_tensors_are_cached(tmp_path, monkeypatch):
     assert len(files) == 1
     monkeypatch.setattr(data, "_torchvision_arrays", lambda *a: pytest.fail("decoded again"))
     assert data.load("mnist", "test", 5)[1].tolist() == [7, 2, 1, 0, 4]
+
+
+def test_shift_images_is_scipys_affine_transform_at_order_1_with_nearest_fill():
+    # Keras' ImageDataGenerator shifts with scipy.ndimage.affine_transform(order=1, mode='nearest')
+    from scipy import ndimage
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 2, 8, 10, dtype=torch.float64)
+    offset = torch.tensor([[0.4, -2.7], [-0.8, 1.0], [3.3, 0.0]], dtype=torch.float64)
+    ours = data.shift_images(x, offset)
+    for i in range(3):
+        for c in range(2):
+            ref = ndimage.affine_transform(x[i, c].numpy(), [1.0, 1.0], offset=offset[i].tolist(), order=1, mode="nearest")
+            assert torch.allclose(ours[i, c], torch.from_numpy(ref), atol=1e-10)
+
+
+def test_shift_flip_repeats_the_edge_where_torchvisions_random_affine_fills_a_constant():
+    from torchvision.transforms import v2
+
+    torch.manual_seed(0)
+    ones = torch.ones(64, 3, 32, 32)
+    assert torch.allclose(data.shift_flip(ones), ones)  # Keras' fill_mode='nearest': nothing new enters
+    shift = v2.RandomAffine(degrees=0, translate=(data.SHIFT_RANGE,) * 2)  # one draw per call, whole pixels
+    assert any((shift(ones[:1]) == 0).any() for _ in range(20))  # torchvision fills the uncovered border with 0
+
+
+def test_shift_flip_moves_at_most_a_tenth_and_mirrors_about_half():
+    torch.manual_seed(1)
+    ramp = torch.arange(32.0).expand(2000, 1, 32, 32)  # column index: a shift and a mirror show in row 0
+    out = data.shift_flip(ramp)[:, 0, 0]
+    mirrored = out[:, 0] > out[:, -1]
+    assert 0.45 < mirrored.float().mean() < 0.55
+    plain = torch.where(mirrored[:, None], out.flip(-1), out)
+    shift = plain[:, 16] - 16  # the middle column's new value is its offset
+    assert shift.abs().max() <= 0.1 * 32 + 1e-5 and shift.abs().max() > 0.09 * 32

@@ -64,15 +64,38 @@ def test_each_variant_keeps_its_recorded_key_and_the_paper_profile_is_the_closes
     assert doc["results"]["weights_key"] == closest["weights_key"]
 
 
-@pytest.mark.parametrize("field,value", [("clf_loss", "mse"), ("clf_dropout", 1.0), ("clf_checkpoint", "best")])
+@pytest.mark.parametrize("field,value", [("clf_loss", "mse"), ("clf_dropout", 1.0), ("clf_checkpoint", "best"),
+                                         ("clf_augment", "random_crop")])
 def test_bad_recipe_fields_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         make_config("paper", "mnist", **{field: value})
 
 
 def test_unknown_variant_is_rejected_before_training():
-    with pytest.raises(ValueError, match="variant must be one of"):
+    with pytest.raises(ValueError, match="variant for mnist must be one of"):
         protocol.classifier_variants_run(make_config("smoke", "mnist"), names=("no such variant",))
+    # CIFAR-10 has no validation split: a best-epoch rule would select on the test images
+    with pytest.raises(ValueError, match="variant for cifar10 must be one of"):
+        protocol.classifier_variants_run(make_config("smoke", "cifar10"), names=("best epoch",))
+
+
+def test_cifar10_variants_change_one_recipe_field_each_and_keep_table_3s_key():
+    cfg = make_config("reduced", "cifar10")
+    keys = {name: training.classifier_key(protocol.variant_config(cfg, name)) for name in protocol.VARIANTS["cifar10"]}
+    assert keys["Table 3"] == training.classifier_key(cfg)  # the recorded reduced classifier's key
+    assert len(set(keys.values())) == len(keys)
+    assert protocol.variant_config(cfg, "augmentation").clf_augment == "shift_flip"
+    assert protocol.results.classifier_recipe(protocol.variant_config(cfg, "Keras loss + augmentation").to_dict()) \
+        == "Keras loss + augmentation"
+
+
+def test_augmentation_changes_what_the_classifier_trains_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
+    cfg = make_config("smoke", "cifar10", device="cpu", train_size=64, clf_epochs=1, test_size=32)
+    plain = training.classifier(cfg)
+    again = training.classifier(cfg.replace(clf_augment="shift_flip"))
+    assert not again.cached and again.key != plain.key
+    assert not torch.equal(plain.model[0].weight, again.model[0].weight)  # same seed and order, other images
 
 
 def test_one_run_gives_last_and_best_epoch_weights(tmp_path, monkeypatch):

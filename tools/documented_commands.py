@@ -144,6 +144,8 @@ COMMANDS: dict[str, Check] = {
         Check("dry", expect(r"^\[record\] denoised_examples: ")),
     "python -m ddsa_core record --profile paper --dataset mnist --stages classifier_variants":
         Check("dry", expect(r"^\[record\] classifier_variants: ")),
+    "python -m ddsa_core record --profile reduced --dataset cifar10 --stages classifier_variants":
+        Check("dry", expect(r"^\[record\] classifier_variants: ")),
     "make execute html PROFILE=paper DATASET=mnist":
         Check("dry", make_runs("python -m ddsa_core reproduce --profile paper --dataset mnist"), "make -n"),
 }
