@@ -11,8 +11,11 @@ DEVICE ?= auto
 DDSA_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(HOME)/.cache/ddsa/data)
 DDSA_CACHE ?= $(CURDIR)/.cache
 export DDSA_DATA DDSA_CACHE
-CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+# Chapters are MyST Markdown notebooks (jupytext); papermill, nbval and the book read them as .ipynb
+# written under _build/, never beside the sources.
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.md))
 STAGE := _build/stage
+NBVAL := _build/nbval
 
 .PHONY: venv book execute html linkcheck browser-test test test-slow lock clean reproduce lab
 
@@ -23,6 +26,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps torchattacks==3.5.1   # its requests~=2.25.1 pin is stale and unused
 	$(BIN)/pip install -q --no-deps -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings   # JupyterLab opens the .md chapters as notebooks
+	cp tools/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $@
 
 # Execute every chapter with papermill into a staging copy of the book, then render it.
@@ -30,7 +35,7 @@ execute: venv
 	rm -rf $(STAGE) && mkdir -p $(STAGE)/book
 	cp _config.yml _toc.yml $(STAGE)/
 	cp -r tools $(STAGE)/
-	cp book/*.md book/*.bib $(STAGE)/book/
+	cp $(filter-out $(CHAPTERS),$(wildcard book/*.md)) book/*.bib $(STAGE)/book/
 	DDSA_PROGRESS=text $(BIN)/python -m ddsa_core reproduce --profile $(PROFILE) --dataset $(DATASET) --seed $(SEED) \
 	  --device $(DEVICE) --out $(STAGE) --force
 
@@ -74,14 +79,15 @@ browser-test: venv
 # papermill); CI runs both.
 test: venv
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15 tests
-	mkdir -p _build
-	DDSA_PROGRESS=text $(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider --junitxml=_build/nbval.xml $(CHAPTERS)
+	rm -rf $(NBVAL) && mkdir -p $(NBVAL)
+	for f in $(CHAPTERS); do $(BIN)/jupytext --quiet --to ipynb -o $(NBVAL)/$$(basename $$f .md).ipynb $$f || exit 1; done
+	DDSA_PROGRESS=text $(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider --junitxml=_build/nbval.xml $(NBVAL)/*.ipynb
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow --durations=10 tests
 
 lock: venv
-	$(BIN)/pip freeze --exclude-editable | grep -v -E '^(torchattacks|jupytext)==' > requirements.lock
+	$(BIN)/pip freeze --exclude-editable | grep -v -E '^torchattacks==' > requirements.lock
 
 clean:
 	rm -rf _build .cache

@@ -7,8 +7,8 @@ the recorded runs the book shows. A stage already recorded with the same config 
 skipped, so an interrupted run resumes; ``--budget-s`` stops starting new stages after that many seconds.
 
 ``reproduce``: ``python -m ddsa_core reproduce`` runs the book's chapters with papermill for one
-profile. Each chapter runs with ``profile``, ``dataset``, ``seed`` and ``device`` injected, in the
-order of ``_toc.yml``, and is written to ``<out>/book/<chapter>.ipynb``. A chapter already executed
+profile. Each chapter (a MyST Markdown notebook, read with jupytext) runs with ``profile``, ``dataset``,
+``seed`` and ``device`` injected, in the order of ``_toc.yml``, and is written to ``<out>/book/<chapter>.ipynb``. A chapter already executed
 with the same parameters is skipped, so an interrupted run resumes where it stopped (and everything
 inside a chapter is cached too). The chapters' records go to ``_build/records/``; only ``record``
 writes the committed ``results/``.
@@ -101,10 +101,17 @@ def _record(argv: list[str]) -> int:
 # --- reproduce ------------------------------------------------------------------------------------
 
 def chapters(root: Path = REPO_ROOT) -> list[Path]:
-    """The numbered chapter notebooks listed in ``_toc.yml``, in book order."""
+    """The numbered chapters listed in ``_toc.yml``, in book order: MyST Markdown notebooks (jupytext)."""
     toc = (root / "_toc.yml").read_text()
     names = re.findall(r"file:\s*(book/\d\d_\w+)", toc)
-    return [root / f"{name}.ipynb" for name in names]
+    return [root / f"{name}.md" for name in names]
+
+
+def chapter_notebook(chapter: Path):
+    """A chapter's text source as the notebook papermill executes and Jupyter Book renders."""
+    import jupytext
+
+    return jupytext.read(chapter)
 
 
 def already_done(output: Path, parameters: dict) -> bool:
@@ -133,7 +140,7 @@ def run_chapters(profile: str, dataset: str, seed: int = 0, device: str = "auto"
         raise ValueError(f"--only {only} matches no chapter; chapters: {[c.stem for c in chapters()]}")
     rows = []
     for i, chapter in enumerate(todo, 1):
-        target = out / "book" / chapter.name
+        target = out / "book" / f"{chapter.stem}.ipynb"
         if not force and already_done(target, parameters):
             print(f"[{i}/{len(todo)}] {chapter.stem}: done before, skipped", flush=True)
             rows.append({"chapter": chapter.stem, "status": "skipped", "wall_s": 0.0})
@@ -146,7 +153,7 @@ def run_chapters(profile: str, dataset: str, seed: int = 0, device: str = "auto"
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".partial.ipynb")
         t0 = time.perf_counter()
-        papermill.execute_notebook(str(chapter), str(partial), parameters=parameters, cwd=str(chapter.parent),
+        papermill.execute_notebook(chapter_notebook(chapter), str(partial), parameters=parameters, cwd=str(chapter.parent),
                                    progress_bar=False, log_output=False)
         partial.replace(target)  # only a finished chapter counts as done
         rows.append({"chapter": chapter.stem, "status": "executed", "wall_s": time.perf_counter() - t0})

@@ -58,3 +58,14 @@ def test_already_done_reads_a_real_papermill_notebook(tmp_path):
     papermill.execute_notebook(str(src), str(out), parameters={"x": 2}, progress_bar=False)
     assert cli.already_done(out, {"x": 2})
     assert not cli.already_done(out, {"x": 3})
+
+
+def test_each_chapter_is_a_text_notebook_with_one_parameters_cell():
+    """The chapters' sources are MyST Markdown; jupytext reads each into the notebook papermill runs."""
+    for chapter in cli.chapters():
+        nb = cli.chapter_notebook(chapter)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert chapter.suffix == ".md" and len(tagged) == 1, chapter.name
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        first_code = next(c for c in nb.cells if c.cell_type == "code" and c is not tagged[0])
+        assert "check_parameters(globals())" in first_code.source, chapter.name

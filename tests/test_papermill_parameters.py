@@ -11,9 +11,10 @@ import papermill
 import pytest
 
 from ddsa_core import config
+from ddsa_core.cli import chapter_notebook, chapters
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = chapters()
 BAD = {
     "profile": ({"profile": "fast"}, "'profile'"),
     "dataset": ({"dataset": "svhn"}, "'dataset'"),
@@ -46,7 +47,7 @@ def test_a_bad_parameter_fails_in_the_first_cell_and_writes_nothing(chapter, cas
     params, message = BAD[case]
     out = isolated / "out.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        papermill.execute_notebook(str(chapter), str(out), parameters=params, cwd=str(chapter.parent),
+        papermill.execute_notebook(chapter_notebook(chapter), str(out), parameters=params, cwd=str(chapter.parent),
                                    progress_bar=False, kernel_name="python3")
     assert err.value.ename == "ValueError" and message in err.value.evalue
     nb = json.loads(out.read_text())
@@ -75,9 +76,9 @@ def test_a_good_run_carries_its_parameters_into_its_records_and_leaves_results_u
     """A reader's run: another dataset and seed, at the smoke scale. It reads the committed records and
     writes its own under DDSA_LIVE_RECORDS, never under results/."""
     monkeypatch.delenv("DDSA_RESULTS")  # the repository's results/, as a reader has it
-    chapter = ROOT / "book" / "02_classifiers.ipynb"
+    chapter = ROOT / "book" / "02_classifiers.md"
     before = _results_state()
-    papermill.execute_notebook(str(chapter), str(isolated / "out.ipynb"), cwd=str(chapter.parent), progress_bar=False,
+    papermill.execute_notebook(chapter_notebook(chapter), str(isolated / "out.ipynb"), cwd=str(chapter.parent), progress_bar=False,
                                parameters={"profile": "smoke", "dataset": "cifar10", "seed": 1}, kernel_name="python3")
     assert _results_state() == before
     doc = json.loads((isolated / "DDSA_LIVE_RECORDS" / "smoke" / "cifar10" / "classifier.json").read_text())

@@ -37,7 +37,7 @@ def test_cifar10_chapters_execute_in_the_smoke_profile(chapter, monkeypatch, tmp
             (tmp_path / "results" / profile).symlink_to(results.results_root() / profile)
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path / "results"))
     out = tmp_path / f"{chapter}.ipynb"
-    papermill.execute_notebook(str(BOOK / f"{chapter}.ipynb"), str(out), parameters={"profile": "smoke", "dataset": "cifar10"},
+    papermill.execute_notebook(cli.chapter_notebook(BOOK / f"{chapter}.md"), str(out), parameters={"profile": "smoke", "dataset": "cifar10"},
                                cwd=str(BOOK), kernel_name="python3", progress_bar=False)
     glued = {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain", "")
              for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}

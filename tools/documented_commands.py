@@ -136,7 +136,7 @@ COMMANDS: dict[str, Check] = {
     "make reproduce PROFILE=paper DATASET=mnist":
         Check("dry", make_runs("python -m ddsa_core reproduce --profile paper --dataset mnist"), "make -n"),
     "python -m ddsa_core reproduce --profile paper --dataset mnist": Check("dry", every_chapter("would run")),
-    ".venv/bin/papermill book/02_classifiers.ipynb out.ipynb -p profile paper -p dataset mnist":
+    ".venv/bin/jupytext --to ipynb -o - book/02_classifiers.md | .venv/bin/papermill - out.ipynb -p profile paper -p dataset mnist":
         Check("dry", prepared_with({"profile": "paper", "dataset": "mnist"}), "papermill --prepare-only"),
     "python -m ddsa_core record --profile paper --dataset mnist": Check("dry", expect(r"^\[record\] classifier: ")),
     "python -m ddsa_core record": Check("dry", expect(r"^\[record\] classifier: ")),
