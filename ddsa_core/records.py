@@ -94,15 +94,6 @@ def classifier_history() -> pd.DataFrame:
     return tables.history_frame({ds: run for ds in paper.CLEAN_ACCURACY if (run := read(ds, "classifier"))})
 
 
-def no_defense_glue(dataset: str, attacks: tuple[str, ...] = ("fgsm", "pgd")) -> dict[str, str]:
-    """``rec_<dataset>_nodef_<attack>``: the recorded undefended accuracy under each attack, and ``rec_<dataset>_clean``."""
-    table, key = table_of(tables.no_defense_table, dataset, "attacks_no_defense", dataset), f"rec_{dataset}_"
-    out = {key + f"nodef_{a}": PENDING if isinstance(table, str) else f"{table.loc[a, ('No defense', 'ours')]:.3f}"
-           for a in attacks}
-    clf = document(dataset, "classifier")
-    return out | {key + "clean": f"{100 * clf['results']['test_accuracy']:.2f} %" if clf else PENDING}
-
-
 def gradient_diagnostics(dataset: str) -> dict:
     """``{"masking", "variants", "device"}``: the recorded gradient-masking checks and gradient-variant
     attacks (each ``None`` while pending) and the device the variants ran on."""
@@ -148,16 +139,15 @@ def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
     return "; ".join(f"{device} ({', '.join(done)})" for device, done in runs.items())
 
 
-def paper_settings_glue(dataset: str) -> dict[str, str]:
-    """The paper profile's scale as the chapters state it (``pp_*``), read from its configuration so
-    the prose cannot drift from it: training images, epochs, test images per attack, the adaptive battery's settings."""
+def paper_scale(dataset: str) -> dict[str, int]:
+    """The paper profile's scale, read from its configuration so the chapters' prose cannot drift from
+    it (``pp_*``): training images, classifier and denoiser epochs, test images per attack (all, when
+    the profile leaves them at None), C&W's and the adaptive battery's images, its restarts, steps and Square's queries."""
     cfg = make_config("paper", dataset)
-    count = tables.first_or_all  # "all N" or "the first N"
-    return {"pp_train": count(cfg.train_size, data.TRAIN_SIZE[dataset]), "pp_clf_epochs": str(cfg.clf_epochs),
-            "pp_ae_epochs": str(cfg.ae_epochs), "pp_test": count(cfg.attack_size or cfg.test_size, data.TEST_SIZE),
-            "pp_cw": count(cfg.cw_size, data.TEST_SIZE), "pp_adaptive_images": count(cfg.adaptive_size, data.TEST_SIZE),
-            "pp_restarts": str(cfg.adaptive_restarts), "pp_steps": str(cfg.adaptive_steps),
-            "pp_square": f"{cfg.square_queries:,}"}
+    return {"pp_train": cfg.train_size or data.TRAIN_SIZE[dataset], "pp_clf_epochs": cfg.clf_epochs,
+            "pp_ae_epochs": cfg.ae_epochs, "pp_test": cfg.attack_size or cfg.test_size or data.TEST_SIZE,
+            "pp_cw": cfg.cw_size, "pp_adaptive_images": cfg.adaptive_size, "pp_restarts": cfg.adaptive_restarts,
+            "pp_steps": cfg.adaptive_steps, "pp_square": cfg.square_queries}
 
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
@@ -232,17 +222,6 @@ def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
 def gray_box_history(doc: dict | None) -> pd.DataFrame | None:
     """Per-epoch training and validation history of the recorded DDSA and DDA, in long form."""
     return tables.history_frame(doc["results"]["history"], key="defense") if doc else None
-
-
-def beta_glue(dataset: str) -> dict[str, str]:
-    """DDSA at beta 1 against beta 10 in the recorded sparsity ablation: gray-box PGD and mean activation."""
-    keys = ("rec_beta1_gray", "rec_beta10_gray", "rec_beta1_act", "rec_beta10_act")
-    ab = ablation_frame(dataset)
-    if ab is None:
-        return _pending(*keys)
-    one, ten = ab.loc["mu 0.1 (DDSA)"], ab.loc["mu 0.1, beta 10"]
-    return {"rec_beta1_gray": f"{one.gray_pgd:.3f}", "rec_beta10_gray": f"{ten.gray_pgd:.3f}",
-            "rec_beta1_act": f"{one.mean_activation:.2f}", "rec_beta10_act": f"{ten.mean_activation:.1f}"}
 
 
 def beta_sweep_rows(dataset: str) -> pd.DataFrame | None:
@@ -426,15 +405,6 @@ def _require(missing: list[str], part: str, dataset: str, stage: str) -> None:
                          f"python -m ddsa_core record --profile paper --dataset {dataset} --stages {stage} --force")
 
 
-def pgd_iterations_glue(dataset: str, rows: pd.DataFrame | None = None, prefix: str = "rec_") -> dict[str, str]:
-    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``.
-    ``rows``: :func:`pgd_iterations`' result, if already loaded."""
-    rows = rows if rows is not None else pgd_iterations_rows(dataset)
-    if rows is None:
-        return _pending(*(f"{prefix}fig6_{k}" for k in ("ddsa", "dda", "images", "iterations")))
-    return tables.fig6_glue(rows, prefix=prefix)
-
-
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
 
 VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
@@ -496,11 +466,6 @@ def magnet_detector_aware(dataset: str, rec: dict | None = None) -> pd.DataFrame
         return PENDING
     return tables.detector_aware_table(rec["battery"], rec["config"]["adaptive_steps"],
                                                  rec["config"]["adaptive_restarts"])
-
-
-def detector_aware_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
-    """``rec_magnet_aware``: MagNet's recorded accuracy under the detector-aware attack."""
-    return {"rec_magnet_aware": tables.detector_aware_text(magnet_detector_aware(dataset, rec))}
 
 
 # --- CIFAR-10's adaptive evaluation at the scale two CPU cores run (chapter 7) -----------------------

@@ -228,11 +228,11 @@ DEFENSE_KEYS = {"No defense": "no_defense", "DDSA": "ddsa", "MagNet": "magnet", 
                 "DDA": "dda"}  # the book's labels -> the keys of ddsa_core.paper's tables
 
 
-def fig6_glue(rows: pd.DataFrame, prefix: str = "") -> dict[str, str]:
-    """Figure 6's last point (the most iterations) for DDSA and DDA, and its image count, keyed ``<prefix>fig6_*``."""
+def pgd_iterations_end(rows: pd.DataFrame) -> dict[str, float | int]:
+    """Figure 6's last point: DDSA's and DDA's accuracy at the most iterations, that count and the images."""
     at = rows[rows.nb_iter == rows.nb_iter.max()].set_index("defense").accuracy
-    return {f"{prefix}fig6_ddsa": f"{100 * at['DDSA']:.1f}%", f"{prefix}fig6_dda": f"{100 * at['DDA']:.1f}%",
-            f"{prefix}fig6_images": str(int(rows.images.iloc[0])), f"{prefix}fig6_iterations": f"{int(rows.nb_iter.max()):,}"}
+    return {"ddsa": float(at["DDSA"]), "dda": float(at["DDA"]), "iterations": int(rows.nb_iter.max()),
+            "images": int(rows.images.iloc[0])}
 
 
 def paper_score(frame: pd.DataFrame) -> pd.Series:
@@ -351,11 +351,6 @@ def detector_aware_table(battery: pd.DataFrame, steps: int, restarts: int) -> pd
     return pd.DataFrame({"eps": rows.eps.values, "steps": steps, "restarts": restarts,
                          "images": rows.images.values, "accuracy": rows.accuracy.values},
                         index=pd.Index(rows.defense + ", detectors in the loop", name="defense"))
-
-
-def detector_aware_text(table: pd.DataFrame | str) -> str:
-    """MagNet's accuracy under the detector-aware attack as glue text, or why there is none."""
-    return table if isinstance(table, str) else f"{table.accuracy.iloc[0]:.3f}"
 
 
 def seed_table(run: dict) -> pd.DataFrame:

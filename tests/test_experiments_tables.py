@@ -311,3 +311,9 @@ def test_a_missing_value_renders_as_a_blank_cell_not_nan():
     assert "NaN" not in html and "<td></td>" in html and "0.4" in html
     figures.set_style()  # outside IPython it only sets the Styler's option
     assert ">nan<" not in frame.style.to_html()
+
+
+def test_pgd_iterations_end_reads_figure_6s_last_point():
+    rows = pd.DataFrame([{"defense": d, "nb_iter": n, "accuracy": acc, "images": 500}
+                         for d, curve in (("DDSA", (0.9, 0.85)), ("DDA", (0.8, 0.7))) for n, acc in zip((10, 1000), curve)])
+    assert tables.pgd_iterations_end(rows) == {"ddsa": 0.85, "dda": 0.7, "iterations": 1000, "images": 500}

@@ -5,9 +5,9 @@ from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
 GLUE = [("attacks_gradient_variants", records.gradient_masking_glue),
-        ("threat_models", records.threat_models_glue), ("pgd_iterations", records.pgd_iterations_glue),
-        ("adaptive", records.adaptive_glue), ("sparsity_ablation", records.beta_glue),
-        ("adaptive", records.detector_aware_glue), ("epsilon_sweep", records.epsilon_sweep_glue)]
+        ("threat_models", records.threat_models_glue),
+        ("adaptive", records.adaptive_glue),
+        ("epsilon_sweep", records.epsilon_sweep_glue)]
 
 
 @pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])
@@ -71,9 +71,8 @@ def test_detector_aware_table_reads_only_the_detector_aware_rows():
     table = tables.detector_aware_table(battery, steps=100, restarts=10)
     assert table.to_dict("records") == [{"eps": 0.3, "steps": 100, "restarts": 10, "images": 10, "accuracy": 0.4}]
     assert list(table.index) == ["MagNet, detectors in the loop"]
-    assert tables.detector_aware_text(table) == "0.400"
     none = tables.detector_aware_table(battery[battery.attack != "detector-aware"], steps=100, restarts=10)
-    assert none == tables.MAGNET_MNIST_ONLY == tables.detector_aware_text(none)
+    assert none == tables.MAGNET_MNIST_ONLY
 
 
 def _seed_run(clean: tuple[float, ...]) -> dict:
@@ -240,18 +239,6 @@ def test_training_summary_reads_the_test_curve_where_there_is_no_validation_spli
     assert tables.training_summary([{"epoch": 1, "loss": 1.0, "val_acc": 0.9, "test_acc": 0.1}])["metric"] == "val_acc"
 
 
-def test_no_defense_glue_reads_the_recorded_table_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
-    table = records.table_of(tables.no_defense_table, "cifar10", "attacks_no_defense", "cifar10")
-    if isinstance(table, str):
-        pytest.skip("no recorded paper-profile attack run of cifar10")
-    glue = records.no_defense_glue("cifar10")
-    assert glue["rec_cifar10_nodef_pgd"] == f"{table.loc['pgd', ('No defense', 'ours')]:.3f}"
-    assert glue["rec_cifar10_clean"] == f"{100 * records.read('cifar10', 'classifier')['test_accuracy']:.2f} %"
-    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = records.no_defense_glue("cifar10")
-    assert set(pending) == set(glue) and set(pending.values()) == {records.PENDING}
-
-
 def test_recorded_unbounded_glue_counts_the_images_that_survive():
     doc = results.load_record("paper", "mnist", "adaptive")
     if doc is None:
@@ -351,12 +338,13 @@ def test_the_classifier_cost_shows_each_run_of_the_same_weights(tmp_path, monkey
     assert costs["rec_red_clf_minutes"] == "21" and costs["rec_clf_cost_hours_low"] == costs["rec_clf_cost_hours_high"]
 
 
-def test_paper_settings_glue_states_the_paper_profile_as_configured():
+def test_paper_scale_states_the_paper_profile_as_configured():
     from ddsa_core.config import make_config
 
-    cfg, glue = make_config("paper", "mnist"), records.paper_settings_glue("mnist")
-    assert glue["pp_clf_epochs"] == str(cfg.clf_epochs) and glue["pp_restarts"] == str(cfg.adaptive_restarts)
-    assert glue["pp_train"] == "all 50,000" and glue["pp_test"] == "all 10,000" and glue["pp_cw"] == f"the first {cfg.cw_size:,}"
+    cfg, scale = make_config("paper", "mnist"), records.paper_scale("mnist")
+    assert scale["pp_clf_epochs"] == cfg.clf_epochs and scale["pp_restarts"] == cfg.adaptive_restarts
+    assert (scale["pp_train"], scale["pp_test"], scale["pp_cw"]) == (50_000, 10_000, cfg.cw_size)
+    assert records.paper_scale("cifar10")["pp_train"] == 50_000
 
 
 def test_recorded_on_names_each_device_with_its_runs(tmp_path, monkeypatch):
