@@ -90,6 +90,10 @@ def test_cifar10_variants_change_one_recipe_field_each_and_keep_table_3s_key():
 
 
 def test_augmentation_changes_what_the_classifier_trains_on(tmp_path, monkeypatch):
+    from ddsa_core import cache, data
+
+    data.load("cifar10", "test", 1)  # decoded once into the shared cache; the models train in an empty one
+    (tmp_path / "data").symlink_to(cache.artifact_path("data", "x").parent)
     monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
     cfg = make_config("smoke", "cifar10", device="cpu", train_size=64, clf_epochs=1, test_size=32)
     plain = training.classifier(cfg)
