@@ -86,7 +86,7 @@ def reproduce_wrote(folder: str) -> Callable[[subprocess.CompletedProcess], str 
     def check(proc):
         from ddsa_core.cli import chapters
         wrong = expect(r"^\d+ chapters, ")(proc)
-        missing = [c.name for c in chapters() if not (ROOT / folder / c.name).exists()]
+        missing = [f"{c.stem}.ipynb" for c in chapters() if not (ROOT / folder / f"{c.stem}.ipynb").exists()]
         return wrong or (f"no {missing} in {folder}" if missing else None)
     return check
 
