@@ -102,29 +102,20 @@ def gradient_diagnostics(dataset: str) -> dict:
             "device": variants["provenance"]["device"] if variants else PENDING}
 
 
-def gradient_masking_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
-    """The device of the gradient-variant run, its saturation statistics, each attack's accuracy and
-    crafting seconds per gradient variant, and the share of images the float32 FGSM and MIM leave
-    unchanged, as text. ``rec``: :func:`gradient_diagnostics`' result, if loaded."""
-    rec = rec or gradient_diagnostics(dataset)
-    sat = (rec["masking"] or {}).get("saturation", {})
-    fmt = lambda key, spec: format(sat[key], spec) if key in sat else PENDING
-    rows = {(r["attack"], r["variant"]): r for r in (rec["variants"] or {"rows": []})["rows"]}
-    cell = lambda attack, variant, key, spec: (format(rows[attack, variant][key], spec) if (attack, variant) in rows
-                                               else PENDING)
-    per_attack = {f"gm_paper_{a}_unchanged": cell(a, "float32", "unchanged", ".1%") for a in ("fgsm", "mim")}
+def gradient_masking_numbers(rec: dict) -> dict[str, float | str]:
+    """The recorded gradient diagnostics (:func:`gradient_diagnostics`) as numbers: the saturation
+    statistics, each attack's accuracy (``<attack>_<variant>``) and crafting seconds (``..._s``) per
+    gradient variant, the share of images the float32 FGSM and MIM leave unchanged, and the device."""
+    sat = rec["masking"]["saturation"]
+    rows = {(r["attack"], r["variant"]): r for r in rec["variants"]["rows"]}
+    out: dict[str, float | str] = {f"{a}_unchanged": rows[a, "float32"]["unchanged"] for a in ("fgsm", "mim")}
     for variant in experiments.GRADIENT_VARIANTS:
         for a in experiments.LINF_ATTACKS:
-            per_attack[f"gm_paper_{a}_{variant}"] = cell(a, variant, "accuracy", ".3f")
-            per_attack[f"gm_paper_{a}_{variant}_s"] = cell(a, variant, "craft_s", ".0f")
-    return per_attack | {"gm_paper_device": rec["device"],
-            "gm_paper_margin": fmt("median_top2_margin", ".1f"),
-            "gm_paper_zero": fmt("zero_grad_images_float32", ".1%"),
-            "gm_paper_underflow": fmt("above_underflow_float32", ".1%"),
-            "gm_paper_cancel": fmt("above_cancel_float32", ".1%"),
-            "gm_paper_cancel64": fmt("above_cancel_float64", ".1%"),
-            "gm_paper_sign32": fmt("sign_agreement_float32", ".1%"),
-            "gm_paper_sign64": fmt("sign_agreement_float64", ".1%")}
+            out |= {f"{a}_{variant}": rows[a, variant]["accuracy"], f"{a}_{variant}_s": rows[a, variant]["craft_s"]}
+    stats = {"margin": "median_top2_margin", "zero": "zero_grad_images_float32", "underflow": "above_underflow_float32",
+             "cancel": "above_cancel_float32", "cancel64": "above_cancel_float64", "sign32": "sign_agreement_float32",
+             "sign64": "sign_agreement_float64"}
+    return out | {name: sat[key] for name, key in stats.items()} | {"device": rec["device"]}
 
 
 def recorded_on(dataset: str, names: tuple[str, ...]) -> str:

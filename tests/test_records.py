@@ -4,8 +4,7 @@ import pytest
 from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
-GLUE = [("attacks_gradient_variants", records.gradient_masking_glue),
-        ("threat_models", records.threat_models_glue),
+GLUE = [("threat_models", records.threat_models_glue),
         ("adaptive", records.adaptive_glue),
         ("epsilon_sweep", records.epsilon_sweep_glue)]
 
@@ -52,13 +51,16 @@ def test_plateau_finds_where_a_validation_curve_levels_off():
     assert flat["tail_epochs"] == 2 and (flat["tail_min"], flat["tail_max"]) == (0.955, 0.958)
 
 
-def test_recorded_gradient_masking_glue_has_every_attack_and_variant():
+def test_recorded_gradient_masking_numbers_have_every_attack_and_variant():
     from ddsa_core import experiments, records
 
-    glue = records.gradient_masking_glue("mnist")
+    rec = records.gradient_diagnostics("mnist")
+    numbers = records.gradient_masking_numbers(rec)
     for variant in experiments.GRADIENT_VARIANTS:
         for attack in experiments.LINF_ATTACKS:
-            assert f"gm_paper_{attack}_{variant}" in glue and f"gm_paper_{attack}_{variant}_s" in glue
+            assert 0 <= numbers[f"{attack}_{variant}"] <= 1 and numbers[f"{attack}_{variant}_s"] > 0
+    assert numbers["margin"] == rec["masking"]["saturation"]["median_top2_margin"]
+    assert numbers["device"] == rec["device"]
 
 
 def test_detector_aware_table_reads_only_the_detector_aware_rows():
