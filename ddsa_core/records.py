@@ -149,19 +149,11 @@ def epsilon_sweep_rows(dataset: str) -> pd.DataFrame | None:
     return pd.DataFrame(run["rows"]) if run else None
 
 
-EPS_KEYS = ("rec_eps_images", "rec_eps_device", "rec_eps_train_clf", "rec_eps_train_ddsa",
-            *(f"rec_eps_{k}" for k in ("clean", "ddsa_clean", "ddsa_pgd")),
-            *(f"rec_eps_gb_{k}" for k in ("images", "clean", "ddsa_clean", "ddsa_pgd")))
-
-
-def _clean_and_pgd(rows: pd.DataFrame, prefix: str) -> dict[str, str]:
+def _clean_and_pgd(rows: pd.DataFrame) -> dict[str, float | int]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
-    n = int(at.loc[('DDSA', 'pgd'), 'images'])
-    return {f"{prefix}images": tables.first_or_all(n, data.TEST_SIZE),
-            f"{prefix}clean": f"{at.loc[('No defense', 'pgd'), 'clean_accuracy']:.4f}",
-            f"{prefix}ddsa_clean": f"{at.loc[('DDSA', 'pgd'), 'clean_accuracy']:.4f}",
-            f"{prefix}ddsa_pgd": f"{at.loc[('DDSA', 'pgd'), 'accuracy']:.3f}"}
+    return {"images": int(at.loc[("DDSA", "pgd"), "images"]), "clean": float(at.loc[("No defense", "pgd"), "clean_accuracy"]),
+            "ddsa_clean": float(at.loc[("DDSA", "pgd"), "clean_accuracy"]), "ddsa_pgd": float(at.loc[("DDSA", "pgd"), "accuracy"])}
 
 
 def _versus_gray(doc: dict, gray: dict, keys: dict[str, str]) -> tuple[bool, list[str]]:
@@ -179,22 +171,19 @@ def changed_weights(doc: dict, gray: dict) -> list[str]:
     return _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})[1]
 
 
-def epsilon_sweep_glue(dataset: str) -> dict[str, str]:
-    """The recorded Figure 5 run: provenance, its device and the minutes its classifier and DDSA trained
-    (DDSA's with its PGD training pairs), and at the paper's eps its images, clean accuracy without and behind DDSA and DDSA's
-    PGD accuracy (``rec_eps_*``), beside the same of the recorded gray-box run (``rec_eps_gb_*``);
-    :data:`PENDING` where a run is missing."""
+def epsilon_sweep_numbers(dataset: str) -> dict[str, float | int | str] | None:
+    """The recorded Figure 5 run at the paper's eps (:func:`_clean_and_pgd`), beside the same cells of the
+    recorded gray-box run (``gb_*``), its device and the minutes its classifier and DDSA trained (DDSA's with
+    its PGD training pairs); ``None`` before that run exists."""
     doc, gray = document(dataset, "epsilon_sweep"), document(dataset, "gray_box")
-    out = _pending(*EPS_KEYS)
-    if gray is not None:
-        out |= _clean_and_pgd(pd.DataFrame(gray["results"]["rows"]), "rec_eps_gb_")
     if doc is None:
-        return out
-    frame, weights = pd.DataFrame(doc["results"]["rows"]), doc["results"].get("weights")
-    out |= {"rec_eps_device": doc["provenance"]["device"],
-            # minutes of training; DDSA's include crafting its PGD training pairs, which happens inside it
-            "rec_eps_train_clf": weights["classifier"]["train_wall_s"] / 60, "rec_eps_train_ddsa": weights["ddsa"]["train_wall_s"] / 60}
-    return out | _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9], "rec_eps_")  # the paper's eps
+        return None
+    frame, weights = pd.DataFrame(doc["results"]["rows"]), doc["results"]["weights"]
+    at_paper_eps = _clean_and_pgd(frame[(frame.eps - doc["config"]["eps"]).abs() < 1e-9])
+    gb = {f"gb_{k}": v for k, v in _clean_and_pgd(pd.DataFrame(gray["results"]["rows"])).items()} if gray else {}
+    return at_paper_eps | gb | {
+        "device": doc["provenance"]["device"], "train_clf": weights["classifier"]["train_wall_s"] / 60,
+        "train_ddsa": weights["ddsa"]["train_wall_s"] / 60}
 
 
 def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:

@@ -125,18 +125,18 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     monkeypatch.setattr(experiments, "classifier", lambda cfg: stub(2))
     monkeypatch.setattr(experiments, "epsilon_sweep", lambda cfg, model, clf: live)
     assert records.epsilon_sweep_rows("cifar10") is None  # before the run: pending
-    pending = records.epsilon_sweep_glue("cifar10")
-    assert set(pending.values()) == {records.PENDING}
+    assert records.epsilon_sweep_numbers("cifar10") is None
     experiments.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
     back = records.epsilon_sweep_rows("cifar10")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
-    glue = records.epsilon_sweep_glue("cifar10")  # at CIFAR-10's paper eps, 0.2
-    assert (glue["rec_eps_clean"], glue["rec_eps_ddsa_clean"], glue["rec_eps_ddsa_pgd"]) == ("0.9000", "0.9500", "0.600")
-    assert glue["rec_eps_images"] == "the first 20" and set(glue) == set(records.EPS_KEYS)
-    assert records._clean_and_pgd(live[live.eps == 0.2].assign(images=10_000), "x_")["x_images"] == "all 10,000"
-    assert (glue["rec_eps_train_clf"], glue["rec_eps_train_ddsa"]) == (2.0, 3.0)
-    assert glue["rec_eps_device"].startswith("cpu")
+    gray_rows = [{**r, "eps": 0.2, "images": 10_000} for r in live[live.eps == 0.2].to_dict("records")]
+    results.record("gray_box", make_config("paper", "cifar10"), {"rows": gray_rows}, {}, torch.device("cpu"))
+    numbers = records.epsilon_sweep_numbers("cifar10")  # at CIFAR-10's paper eps, 0.2
+    assert (numbers["clean"], numbers["ddsa_clean"], numbers["ddsa_pgd"]) == pytest.approx((0.9, 0.95, 0.6))
+    assert (numbers["images"], numbers["gb_images"]) == (20, 10_000)
+    assert (numbers["train_clf"], numbers["train_ddsa"]) == (2.0, 3.0)
+    assert numbers["device"].startswith("cpu")
 
 
 def test_changed_weights_names_the_models_whose_keys_differ_from_the_gray_box_run():

@@ -5,8 +5,7 @@ from ddsa_core import experiments, records, results, tables
 
 # (the recorded run each reads, its glue builder)
 GLUE = [("threat_models", records.threat_models_glue),
-        ("adaptive", records.adaptive_glue),
-        ("epsilon_sweep", records.epsilon_sweep_glue)]
+        ("adaptive", records.adaptive_glue)]
 
 
 @pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])
