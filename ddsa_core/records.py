@@ -257,10 +257,6 @@ def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
     return tables.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
-LR_KEYS = ("rec_lr_profile", "rec_lr_epochs", "rec_lr_images", "rec_lr_device",
-           "rec_lr_t3_min_loss", "rec_lr_t3_final_loss", "rec_lr_t3_acc", "rec_lr_other", "rec_lr_other_final_loss",
-           "rec_lr_other_acc", "rec_lr_gap", "rec_lr_noise", "rec_lr_paper_low_loss", "rec_lr_paper_low_epoch",
-           "rec_lr_paper_epochs")
 CLASSIFIER_FIELDS = ("train_size", "test_size")  # with every clf_* field: what shapes a classifier and its test accuracy
 
 
@@ -270,31 +266,31 @@ def lr_deviations(doc: dict) -> pd.DataFrame:
     return dev[[f.startswith("clf_") or f in CLASSIFIER_FIELDS for f in dev.index]]
 
 
-def lr_sweep_glue(dataset: str) -> dict[str, str | float | int]:
-    """The recorded learning-rate sweep: provenance, profile, epochs, test images and device; at Table 3's
-    rate the lowest and final training loss and the test accuracy; the best other rate's final loss and
-    test accuracy, its gain over Table 3's rate and one measurement's noise (95 % binomial half-width),
-    both in points; and where the paper-profile classifier's training loss was lowest."""
+def lr_sweep_numbers(dataset: str) -> dict[str, float | int | str] | None:
+    """The recorded learning-rate sweep (:func:`lr_sweep_doc`) as numbers: its profile, epochs, test images and
+    device; at Table 3's rate the lowest and final training loss and the test accuracy (``t3_*``); the best
+    other rate, its final loss and test accuracy (``other*``), its gain over Table 3's rate and one
+    measurement's noise (95 % binomial half-width), both in points; and the lowest training loss of the
+    paper-profile classifier, its epoch and the epochs run (``paper_*``; 0 epochs when that is not recorded).
+    ``None`` before the sweep exists."""
     doc = lr_sweep_doc(dataset)
     if doc is None:
-        return _pending(*LR_KEYS)
+        return None
     run = doc["results"]
     rows, paper_lr = pd.DataFrame(run["rows"]).set_index("lr"), make_config("paper", dataset).clf_lr
     mine, others = rows.loc[paper_lr], rows.drop(paper_lr)
     other = others.loc[others.test_accuracy.idxmax()]
-    out = {"rec_lr_profile": doc["profile"],
-           "rec_lr_epochs": doc["config"]["clf_epochs"], "rec_lr_images": f"{run['images']:,}",
-           "rec_lr_device": doc["provenance"]["device"], "rec_lr_t3_min_loss": float(mine.min_loss),
-           "rec_lr_t3_final_loss": float(mine.final_loss), "rec_lr_t3_acc": float(mine.test_accuracy),
-           "rec_lr_other": f"{other.name:g}", "rec_lr_other_final_loss": float(other.final_loss),
-           "rec_lr_other_acc": float(other.test_accuracy), "rec_lr_gap": float(100 * (other.test_accuracy - mine.test_accuracy)),
-           "rec_lr_noise": 100 * sanity.binomial_margin(max(other.test_accuracy, mine.test_accuracy), run["images"],
-                                                        continuity=False)}
     paper = document(dataset, "classifier")
     history = paper["results"]["history"] if paper else []
-    low = min(history, key=lambda h: h["loss"]) if history else None
-    return out | {"rec_lr_paper_low_loss": low["loss"] if low else PENDING,
-                  "rec_lr_paper_low_epoch": low["epoch"] if low else PENDING, "rec_lr_paper_epochs": len(history)}
+    low = min(history, key=lambda h: h["loss"]) if history else {"loss": float("nan"), "epoch": 0}
+    return {"profile": doc["profile"], "epochs": doc["config"]["clf_epochs"], "images": run["images"],
+            "device": doc["provenance"]["device"], "t3_min_loss": float(mine.min_loss),
+            "t3_final_loss": float(mine.final_loss), "t3_acc": float(mine.test_accuracy),
+            "other": float(other.name), "other_final_loss": float(other.final_loss),
+            "other_acc": float(other.test_accuracy), "gap": float(100 * (other.test_accuracy - mine.test_accuracy)),
+            "noise": 100 * sanity.binomial_margin(max(other.test_accuracy, mine.test_accuracy), run["images"],
+                                                  continuity=False),
+            "paper_low_loss": low["loss"], "paper_low_epoch": low["epoch"], "paper_epochs": len(history)}
 
 
 COST_KEYS = ("rec_clf_cost_hours_low", "rec_clf_cost_hours_high", "rec_red_clf_epochs", "rec_red_clf_minutes",

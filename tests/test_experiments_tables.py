@@ -220,8 +220,7 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     monkeypatch.setattr(experiments, "accuracy", lambda model, x, y, batch: final[model.lr][1])
     monkeypatch.setattr(experiments.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
     assert records.lr_sweep_rows("cifar10") is None
-    pending = records.lr_sweep_glue("cifar10")
-    assert set(pending) == set(records.LR_KEYS) and set(pending.values()) == {records.PENDING}
+    assert records.lr_sweep_numbers("cifar10") is None
     cfg = make_config("reduced", "cifar10", test_size=20)
     with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
         experiments.lr_sweep(cfg, lrs=(1e-3, -1.0))
@@ -234,18 +233,17 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     assert list(frame.index) == [1e-3, 1e-4] and frame.test_accuracy.tolist() == [0.60, 0.75]
     assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(records.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
     assert set(results.load_record("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
-    glue = records.lr_sweep_glue("cifar10")
-    assert set(glue) == set(records.LR_KEYS)
-    assert (glue["rec_lr_profile"], glue["rec_lr_epochs"], glue["rec_lr_images"], glue["rec_lr_other"]) == ("reduced", 10, "20", "0.0001")
+    lr = records.lr_sweep_numbers("cifar10")
+    assert (lr["profile"], lr["epochs"], lr["images"], lr["other"]) == ("reduced", 10, 20, 0.0001)
     assert list(records.lr_deviations(results.load_record("reduced", "cifar10", "lr_sweep")).index) == ["clf_epochs", "test_size"]
-    assert (glue["rec_lr_t3_min_loss"], glue["rec_lr_t3_final_loss"], glue["rec_lr_t3_acc"]) == pytest.approx((0.8, 0.8, 0.6))
-    assert (glue["rec_lr_other_final_loss"], glue["rec_lr_other_acc"]) == pytest.approx((0.3, 0.75))
-    assert glue["rec_lr_gap"] == pytest.approx(15.0) and glue["rec_lr_noise"] == pytest.approx(19.0, abs=0.05)  # 20 images
-    assert glue["rec_lr_paper_epochs"] == 0  # no paper-profile classifier recorded here
+    assert (lr["t3_min_loss"], lr["t3_final_loss"], lr["t3_acc"]) == pytest.approx((0.8, 0.8, 0.6))
+    assert (lr["other_final_loss"], lr["other_acc"]) == pytest.approx((0.3, 0.75))
+    assert lr["gap"] == pytest.approx(15.0) and lr["noise"] == pytest.approx(19.0, abs=0.05)  # 20 images
+    assert lr["paper_epochs"] == 0  # no paper-profile classifier recorded here
     paper = [{"epoch": e, "loss": abs(e - 11) / 10 + 0.7, "test_acc": 0.6} for e in range(1, 13)]  # lowest at epoch 11
     results.record("classifier", make_config("paper", "cifar10"), {"history": paper}, {"train": 1.0}, torch.device("cpu"))
-    glue = records.lr_sweep_glue("cifar10")
-    assert (glue["rec_lr_paper_low_loss"], glue["rec_lr_paper_low_epoch"], glue["rec_lr_paper_epochs"]) == (pytest.approx(0.7), 11, 12)
+    lr = records.lr_sweep_numbers("cifar10")
+    assert (lr["paper_low_loss"], lr["paper_low_epoch"], lr["paper_epochs"]) == (pytest.approx(0.7), 11, 12)
 
 
 def test_settings_glue_states_each_profiles_sizes_as_configured():
