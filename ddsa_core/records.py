@@ -219,25 +219,21 @@ def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
     return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
 
 
-BETA_KEYS = ("rec_bs_device", "rec_bs_images", "rec_bs_betas", "rec_bs_book", "rec_bs_rival",
-             "rec_bs_rival_acc", "rec_bs_lead", "rec_bs_noise")
-
-
-def beta_sweep_glue(dataset: str) -> dict[str, str | float]:
-    """The recorded beta sweep: provenance, device, the validation images and the rates tried; the book's
-    rate's final gray-box PGD accuracy on them, the best other rate and its accuracy, the book's lead over
-    it and one measurement's noise (a 95 % binomial half-width), both in points."""
+def beta_sweep_numbers(dataset: str) -> dict[str, float | int | str | list[float]] | None:
+    """The recorded beta sweep as numbers: its device, the validation images and their split, the rates
+    tried; the book's rate's final gray-box PGD accuracy on them (``book``), the best other rate and its
+    accuracy (``rival``, ``rival_acc``), the book's lead over it and one measurement's noise (a 95 %
+    binomial half-width), both in points. ``None`` before the sweep exists."""
     doc = document(dataset, "beta_sweep")
     if doc is None:
-        return _pending(*BETA_KEYS)
+        return None
     run, book = doc["results"], make_config("paper", dataset).sparsity_beta
     acc = pd.DataFrame(run["rows"]).set_index("beta").val_acc_pgd_graybox
     rivals = acc.drop(book)
-    return {"rec_bs_device": doc["provenance"]["device"],
-            "rec_bs_images": f"{run['images']:,} {run['split']}", "rec_bs_betas": ", ".join(f"{b:g}" for b in acc.index),
-            "rec_bs_book": float(acc[book]), "rec_bs_rival": f"{rivals.idxmax():g}",
-            "rec_bs_rival_acc": float(rivals.max()), "rec_bs_lead": float(100 * (acc[book] - rivals.max())),
-            "rec_bs_noise": 100 * sanity.binomial_margin(acc.max(), run["images"], continuity=False)}
+    return {"device": doc["provenance"]["device"], "images": run["images"], "split": run["split"],
+            "betas": [float(b) for b in acc.index], "book": float(acc[book]), "rival": float(rivals.idxmax()),
+            "rival_acc": float(rivals.max()), "lead": float(100 * (acc[book] - rivals.max())),
+            "noise": 100 * sanity.binomial_margin(acc.max(), run["images"], continuity=False)}
 
 
 def lr_sweep_doc(dataset: str) -> dict | None:

@@ -169,7 +169,7 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
 
     monkeypatch.setattr(experiments.defenses, "denoiser", fake_denoiser)
     assert records.beta_sweep_rows("mnist") is None
-    assert set(records.beta_sweep_glue("mnist").values()) == {records.PENDING}
+    assert records.beta_sweep_numbers("mnist") is None
     experiments.beta_sweep_run(make_config("paper", "mnist", ae_val_size=20))
     assert trained == [(0.1, "ddsa"), (1.0, "ddsa"), (10.0, "ddsa")]
     frame = records.beta_sweep_rows("mnist")
@@ -177,10 +177,10 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
     assert frame.mu_hat_near_target.eq(0).all()  # an untrained layer's mu_hat is still 0, far from mu
     assert set(records.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
     assert set(results.load_record("paper", "mnist", "beta_sweep")["wall_s"]) == {f"train beta {b}" for b in ("0.1", "1", "10")} | {"this_run"}
-    glue = records.beta_sweep_glue("mnist")
-    assert set(glue) == set(records.BETA_KEYS) and (glue["rec_bs_images"], glue["rec_bs_betas"]) == ("20 val", "0.1, 1, 10")
-    assert (glue["rec_bs_book"], glue["rec_bs_rival"], glue["rec_bs_rival_acc"]) == (0.95, "10", 0.97)
-    assert glue["rec_bs_lead"] == pytest.approx(-2.0) and glue["rec_bs_noise"] == pytest.approx(7.5, abs=0.1)  # 20 images
+    bs = records.beta_sweep_numbers("mnist")
+    assert (bs["images"], bs["split"], bs["betas"]) == (20, "val", [0.1, 1.0, 10.0])
+    assert (bs["book"], bs["rival"], bs["rival_acc"]) == (0.95, 10.0, 0.97)
+    assert bs["lead"] == pytest.approx(-2.0) and bs["noise"] == pytest.approx(7.5, abs=0.1)  # 20 images
 
 
 def test_beta_sweep_rejects_a_bad_rate_before_training_any(monkeypatch):
