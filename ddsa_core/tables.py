@@ -29,28 +29,33 @@ SETTING_FIELDS = ("train_size", "test_size", "attack_size", "clf_epochs", "clf_b
                   "magnet_detector_epochs", "magnet_batch_size", "adv_epochs")
 
 
-def first_or_all(n: int | None, total: int) -> str:
-    """"all N" when ``n`` covers the whole split of ``total`` (or is None), else "the first N"."""
-    return f"all {total:,}" if n is None or n >= total else f"the first {n:,}"
+def profile_settings(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, int]:
+    """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs,
+    read from the configuration so the chapters' profile notes cannot drift from it. A slice left at
+    ``None`` (the whole split) is the split's size; :func:`whole_splits` names those."""
+    return {key: n for key, (n, _) in _settings(profiles).items()}
 
 
-def settings_glue(profiles: tuple[str, ...] = ("quick", "paper")) -> dict[str, str]:
-    """``<profile>_<dataset>_<field>`` for each of :data:`SETTING_FIELDS`: the profiles' sizes and epochs as
-    the chapters' profile notes state them, read from the configuration so the prose cannot drift from it.
-    A slice of ``None`` (the whole split) reads as the split's size; each slice also has ``<key>_of``,
-    "the first N" or "all N", so the prose need not assume which profile slices."""
+def whole_splits(profiles: tuple[str, ...] = ("quick", "paper")) -> set[str]:
+    """The keys of :func:`profile_settings` that cover their whole split: the prose says "all" before
+    these and "the first" before the other slices (``train_size``, ``test_size``, ``attack_size``,
+    ``cw_size``, ``ae_train_size``)."""
+    return {key for key, (_, whole) in _settings(profiles).items() if whole}
+
+
+def _settings(profiles: tuple[str, ...]) -> dict[str, tuple[int, bool]]:
     out = {}
     for profile in profiles:
         for ds in DATASETS:
             cfg = make_config(profile, ds)
-            whole = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
+            split = {"train_size": data.TRAIN_SIZE[ds], "ae_train_size": data.TRAIN_SIZE[ds], "test_size": data.TEST_SIZE,
                      "attack_size": data.TEST_SIZE, "cw_size": data.TEST_SIZE}
             value = {f: getattr(cfg, f) for f in SETTING_FIELDS} | {"attack_size": attack_slice(cfg, "fgsm"),
                                                                     "cw_size": attack_slice(cfg, "cw"),
                                                                     "ae_train_size": denoiser_train_size(cfg)}
-            value |= {f: whole[f] for f, v in value.items() if v is None}
-            out |= {f"{profile}_{ds}_{f}": f"{v:,}" for f, v in value.items()}
-            out |= {f"{profile}_{ds}_{f}_of": first_or_all(v, whole[f]) for f, v in value.items() if f in whole}
+            for f, v in value.items():
+                n = split[f] if v is None else v
+                out[f"{profile}_{ds}_{f}"] = (n, f in split and n >= split[f])
     return out
 
 

@@ -246,19 +246,18 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     assert (lr["paper_low_loss"], lr["paper_low_epoch"], lr["paper_epochs"]) == (pytest.approx(0.7), 11, 12)
 
 
-def test_settings_glue_states_each_profiles_sizes_as_configured():
+def test_profile_settings_state_each_profiles_sizes_as_configured():
     from ddsa_core import tables
     from ddsa_core.config import make_config
 
-    glue, quick = tables.settings_glue(), make_config("quick", "cifar10")
-    assert glue["quick_cifar10_clf_batch_size"] == f"{quick.clf_batch_size:,}" and glue["quick_mnist_cw_max_iter"] == "100"
-    assert glue["paper_mnist_train_size"] == "50,000" and glue["paper_cifar10_attack_size"] == "10,000"  # None: the whole split
-    assert glue["quick_mnist_ae_train_size"] == f"{make_config('quick', 'mnist').ae_train_size:,}"
-    assert glue["paper_mnist_train_size_of"] == "all 50,000" and glue["paper_mnist_cw_size_of"] == "the first 1,000"
-    assert glue["quick_mnist_test_size_of"] == f"the first {make_config('quick', 'mnist').test_size:,}"
-    slices = ("train_size", "test_size", "attack_size", "cw_size", "ae_train_size")
-    assert len(glue) == 2 * 2 * (len(tables.SETTING_FIELDS) + len(slices))
-
+    settings, quick = tables.profile_settings(), make_config("quick", "cifar10")
+    assert settings["quick_cifar10_clf_batch_size"] == quick.clf_batch_size and settings["quick_mnist_cw_max_iter"] == 100
+    assert settings["paper_mnist_train_size"] == 50_000 and settings["paper_cifar10_attack_size"] == 10_000  # None: the whole split
+    assert settings["quick_mnist_ae_train_size"] == make_config("quick", "mnist").ae_train_size
+    assert len(settings) == 2 * 2 * len(tables.SETTING_FIELDS)
+    whole = tables.whole_splits()
+    assert {"paper_mnist_train_size", "paper_mnist_test_size", "paper_mnist_attack_size"} <= whole
+    assert not {"paper_mnist_cw_size", "quick_mnist_test_size", "quick_mnist_train_size", "paper_mnist_clf_epochs"} & whole
 
 def _magnet_rows():
     return [{"defense": "MagNet", "attack": "fgsm", "accuracy": 1.0, "detected": 0.9, "classified": 0.2},
