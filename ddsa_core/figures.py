@@ -15,25 +15,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 
-__all__ = [
-    "DEFENSE_COLORS",
-    "DEFENSE_ORDER",
-    "set_style",
-    "threat_model_diagram",
-    "training_curves",
-    "attack_examples",
-    "mu_hat_distribution",
-    "accuracy_vs_eps",
-    "denoised_examples",
-    "gradient_masking",
-    "gray_box_bars",
-    "threat_model_bars",
-    "robust_accuracy_heatmap",
-    "adaptive_curves",
-    "ablation_bars",
-    "pgd_iterations",
-]
-
 #: The defenses compared in the paper's tables, in the order the tables list them.
 DEFENSE_ORDER: Final[tuple[str, ...]] = (
     "No defense",
@@ -108,217 +89,78 @@ def set_style(dpi: int = 110) -> None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, blank_missing_html)
 
 
-def _box(
-    ax: Axes,
-    x: float,
-    y: float,
-    w: float,
-    h: float,
-    text: str,
-    *,
-    face: tuple[float, float, float],
-    hatch: str | None = None,
-    dashed: bool = False,
-    fontsize: float = 10.0,
-) -> None:
+def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, *, face: tuple[float, float, float],
+         hatch: str | None = None) -> None:
     """Draw a rounded box with centred text; (x, y) is the lower-left corner."""
-    ax.add_patch(
-        FancyBboxPatch(
-            (x, y),
-            w,
-            h,
-            boxstyle="round,pad=0.02,rounding_size=0.12",
-            facecolor=face,
-            edgecolor=_INK,
-            linewidth=1.3,
-            linestyle="--" if dashed else "-",
-            hatch=hatch,
-            hatchcolor=(0.62, 0.62, 0.62),
-        )
-    )
-    ax.text(
-        x + w / 2,
-        y + h / 2,
-        text,
-        ha="center",
-        va="center",
-        fontsize=fontsize,
-        color=_INK,
-        bbox={"boxstyle": "round,pad=0.15", "facecolor": face, "edgecolor": "none"}
-        if hatch
-        else None,
-    )
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.12", facecolor=face,
+                                edgecolor=_INK, linewidth=1.3, hatch=hatch, hatchcolor=(0.62, 0.62, 0.62)))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=10.0, color=_INK,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": face, "edgecolor": "none"} if hatch else None)
 
 
-def _arrow(
-    ax: Axes,
-    start: tuple[float, float],
-    end: tuple[float, float],
-    *,
-    color: tuple[float, float, float] = _INK,
-    dashed: bool = False,
-    rad: float = 0.0,
-    label: str | None = None,
-    label_xy: tuple[float, float] | None = None,
-) -> None:
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], *, color: tuple[float, float, float] = _INK,
+           dashed: bool = False, rad: float = 0.0, label: str | None = None,
+           label_xy: tuple[float, float] | None = None) -> None:
     """Draw an arrow from ``start`` to ``end``, optionally curved and labelled."""
-    ax.add_patch(
-        FancyArrowPatch(
-            start,
-            end,
-            arrowstyle="-|>",
-            mutation_scale=13,
-            linewidth=1.4,
-            color=color,
-            linestyle=(0, (4, 3)) if dashed else "-",
-            connectionstyle=f"arc3,rad={rad}",
-            shrinkA=2,
-            shrinkB=2,
-        )
-    )
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=13, linewidth=1.4, color=color,
+                                 linestyle=(0, (4, 3)) if dashed else "-", connectionstyle=f"arc3,rad={rad}",
+                                 shrinkA=2, shrinkB=2))
     if label is not None:
         lx, ly = label_xy if label_xy is not None else ((start[0] + end[0]) / 2, start[1])
         ax.text(lx, ly, label, ha="center", va="center", fontsize=8.5, color=color)
 
 
-def threat_model_diagram(ax: Axes | None = None) -> Figure:
-    """Draw the three threat models of the paper (Section I, Fig. 2; Section III.A).
+def threat_model_diagram() -> Figure:
+    """The three threat models of the paper (Section I, Fig. 2; Section III.A).
 
-    Each row is the defended pipeline ``x' -> DDSA -> classifier f -> label`` seen by one
-    attacker. Orange boxes are known to the attacker (architecture and parameters, so it can
-    differentiate through them); grey hatched boxes are hidden from it. Dashed red arrows are the
-    gradients the attacker uses.
-
-    * **White-box**: knows the classifier and the defense; gradients flow through ``f(DDSA(x))``.
-    * **Gray-box**: knows the classifier only; gradients of ``f`` alone, the example is then
-      fed through the unknown DDSA.
-    * **Black-box**: knows neither; queries labels, trains a substitute model on them
-      (Papernot et al.) and transfers examples crafted on the substitute.
-
-    Args:
-        ax: axes to draw on; a new 9 x 6.6 inch figure is created when ``None``.
-
-    Returns:
-        The figure holding the diagram.
+    Each row is the defended pipeline ``x' -> DDSA -> classifier f -> label`` seen by one attacker.
+    Light-blue boxes are known to the attacker (architecture and parameters, so it can differentiate
+    through them); grey hatched boxes are hidden from it. Dashed red arrows are the gradients the
+    attacker uses: through ``f(DDSA(x))`` white-box, through ``f`` alone gray-box, and through a
+    substitute trained on label queries (Papernot et al.) black-box.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9.0, 7.6))
-    else:
-        fig = ax.figure  # type: ignore[assignment]
-    ax.set_xlim(0.0, 10.0)
-    ax.set_ylim(-1.45, 10.4)
-    ax.set_aspect("equal")
+    fig, ax = plt.subplots(figsize=(9.0, 7.6))
+    ax.set(xlim=(0.0, 10.0), ylim=(-1.45, 10.4), aspect="equal")
     ax.axis("off")
-
-    h = 0.9  # box height
-    x_att, w_att = 0.15, 1.55
-    x_def, w_def = 2.85, 1.75
-    x_clf, w_clf = 5.6, 1.75
-    x_out = 8.35
-    red = _ATTACKER
-
-    rows: list[tuple[str, str, float, bool, bool]] = [
-        # title, caption, y of the pipeline, DDSA known, classifier known
+    h, x_att, w_att, x_def, w_def, x_clf, w_clf, x_out = 0.9, 0.15, 1.55, 2.85, 1.75, 5.6, 1.75, 8.35
+    rows = [  # title, caption, y of the pipeline, DDSA known, classifier known
         ("White-box", "the attacker knows the classifier and the defense", 7.95, True, True),
         ("Gray-box", "the attacker knows the classifier, not the defense", 4.65, False, True),
-        ("Black-box", "the attacker knows neither and only sees labels", 1.35, False, False),
-    ]
+        ("Black-box", "the attacker knows neither and only sees labels", 1.35, False, False)]
     for title, caption, y, ddsa_known, clf_known in rows:
-        yc = y + h / 2
-        top = y + h
-        title_text = ax.text(
-            0.1, top + 1.35, title, fontsize=12, fontweight="bold", color=_INK, va="center"
-        )
-        ax.annotate(
-            caption,
-            xy=(1.0, 0.5),
-            xycoords=title_text,
-            xytext=(8, 0),
-            textcoords="offset points",
-            fontsize=9.5,
-            color=_INK,
-            va="center",
-        )
-
+        yc, top = y + h / 2, y + h
+        title_text = ax.text(0.1, top + 1.35, title, fontsize=12, fontweight="bold", color=_INK, va="center")
+        ax.annotate(caption, xy=(1.0, 0.5), xycoords=title_text, xytext=(8, 0), textcoords="offset points",
+                    fontsize=9.5, color=_INK, va="center")
         _box(ax, x_att, y, w_att, h, "attacker", face=_ATTACKER + (0.25,))  # type: ignore[arg-type]
-        _box(
-            ax,
-            x_def,
-            y,
-            w_def,
-            h,
-            "DDSA\ndenoiser",
-            face=_KNOWN if ddsa_known else _HIDDEN,
-            hatch=None if ddsa_known else "///",
-        )
-        _box(
-            ax,
-            x_clf,
-            y,
-            w_clf,
-            h,
-            "classifier $f$",
-            face=_KNOWN if clf_known else _HIDDEN,
-            hatch=None if clf_known else "///",
-        )
+        _box(ax, x_def, y, w_def, h, "DDSA\ndenoiser", face=_KNOWN if ddsa_known else _HIDDEN,
+             hatch=None if ddsa_known else "///")
+        _box(ax, x_clf, y, w_clf, h, "classifier $f$", face=_KNOWN if clf_known else _HIDDEN,
+             hatch=None if clf_known else "///")
         ax.text(x_out + 0.55, yc, "label", ha="center", va="center", fontsize=10, color=_INK)
-
-        # forward pass
-        _arrow(ax, (x_att + w_att, yc), (x_def, yc), label="$x'$", label_xy=(2.27, yc + 0.22))
+        _arrow(ax, (x_att + w_att, yc), (x_def, yc), label="$x'$", label_xy=(2.27, yc + 0.22))  # the forward pass
         _arrow(ax, (x_def + w_def, yc), (x_clf, yc))
         _arrow(ax, (x_clf + w_clf, yc), (x_out, yc))
-
         if clf_known:
-            grad = (
-                r"$\nabla_{x'} J(f(\mathrm{DDSA}(x')), y)$: through the whole pipeline"
-                if ddsa_known
-                else r"$\nabla_{x'} J(f(x'), y)$: the classifier alone, DDSA bypassed"
-            )
-            _arrow(
-                ax,
-                (x_clf + w_clf / 2, top),
-                (x_att + w_att / 2, top),
-                color=red,
-                dashed=True,
-                rad=0.2,
-                label=grad,
-                label_xy=(4.75, top + 0.8),
-            )
-        else:
-            # label queries go back to the attacker, who trains a substitute underneath
-            _arrow(
-                ax,
-                (x_out + 0.55, top),
-                (x_att + w_att / 2 + 0.25, top),
-                color=_INK,
-                dashed=True,
-                rad=0.12,
-                label="label queries: 150 seed images + Jacobian augmentation",
-                label_xy=(5.0, top + 0.72),
-            )
-            ys = y - 1.6
-            _box(ax, x_att, ys, w_att, h, "substitute\nmodel $g$", face=_SUBSTITUTE + (0.35,))  # type: ignore[arg-type]
-            xm = x_att + w_att / 2
-            _arrow(ax, (xm - 0.3, y), (xm - 0.3, ys + h))
-            ax.text(xm - 0.42, (y + ys + h) / 2, "trains", ha="right", va="center",
-                    fontsize=8.5, color=_INK)
-            _arrow(ax, (xm + 0.3, ys + h), (xm + 0.3, y), color=red, dashed=True)
-            ax.text(x_att + w_att + 0.2, ys + h / 2,
-                    r"$\nabla_{x'} J(g(x'), y)$: examples crafted on $g$ transfer to $f$",
-                    fontsize=8.5, color=red, va="center")
-
-    ax.legend(
-        handles=[
-            Patch(facecolor=_KNOWN, edgecolor=_INK, label="known: architecture, parameters, gradients"),
-            Patch(facecolor=_HIDDEN, edgecolor=_INK, hatch="///", label="hidden from the attacker"),
-        ],
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=2,
-        fontsize=9,
-        frameon=False,
-    )
-    return fig  # type: ignore[return-value]
+            grad = (r"$\nabla_{x'} J(f(\mathrm{DDSA}(x')), y)$: through the whole pipeline" if ddsa_known
+                    else r"$\nabla_{x'} J(f(x'), y)$: the classifier alone, DDSA bypassed")
+            _arrow(ax, (x_clf + w_clf / 2, top), (x_att + w_att / 2, top), color=_ATTACKER, dashed=True, rad=0.2,
+                   label=grad, label_xy=(4.75, top + 0.8))
+            continue
+        # label queries go back to the attacker, who trains a substitute underneath
+        _arrow(ax, (x_out + 0.55, top), (x_att + w_att / 2 + 0.25, top), dashed=True, rad=0.12,
+               label="label queries: 150 seed images + Jacobian augmentation", label_xy=(5.0, top + 0.72))
+        ys, xm = y - 1.6, x_att + w_att / 2
+        _box(ax, x_att, ys, w_att, h, "substitute\nmodel $g$", face=_SUBSTITUTE + (0.35,))  # type: ignore[arg-type]
+        _arrow(ax, (xm - 0.3, y), (xm - 0.3, ys + h))
+        ax.text(xm - 0.42, (y + ys + h) / 2, "trains", ha="right", va="center", fontsize=8.5, color=_INK)
+        _arrow(ax, (xm + 0.3, ys + h), (xm + 0.3, y), color=_ATTACKER, dashed=True)
+        ax.text(x_att + w_att + 0.2, ys + h / 2, r"$\nabla_{x'} J(g(x'), y)$: examples crafted on $g$ transfer to $f$",
+                fontsize=8.5, color=_ATTACKER, va="center")
+    ax.legend(handles=[Patch(facecolor=_KNOWN, edgecolor=_INK, label="known: architecture, parameters, gradients"),
+                       Patch(facecolor=_HIDDEN, edgecolor=_INK, hatch="///", label="hidden from the attacker")],
+              loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=9, frameon=False)
+    return fig
 
 
 def training_curves(history, hue: str = "dataset") -> Figure:

@@ -341,47 +341,7 @@ def pgd_at(rows: list[dict], defense: str) -> float:
     return next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["defense"] == defense)
 
 
-def threat_models_glue(dataset: str, doc: dict | None = None) -> dict[str, str]:
-    """Claims held, provenance, and DDSA's and DDA's PGD accuracy gray- and white-box, recorded.
-    ``doc``: the ``threat_models`` record, if already loaded."""
-    doc = doc or document(dataset, "threat_models")
-    if doc is None:
-        return _pending("rec_claims_held", "rec_claims_failed", "rec_ddsa_white_pgd",
-                        "rec_ddsa_gray_pgd", "rec_dda_white_pgd", "rec_magnet_white_linf", "rec_magnet_white_cw")
-    run = doc["results"]
-    claims = tables.claims_table(run, dataset)
-    return _magnet_white(run["white_box"], dataset) | {
-            "rec_claims_held": tables.claims_held_text(claims),
-            "rec_claims_failed": "; ".join(f"“{c}”" for c in claims.index[claims["holds in ours"] == False]) or "none",  # noqa: E712
-            "rec_ddsa_white_pgd": f"{pgd_at(run['white_box'], 'DDSA'):.3f}",
-            "rec_ddsa_gray_pgd": f"{pgd_at(run['gray_box'], 'DDSA'):.3f}",
-            "rec_dda_white_pgd": f"{pgd_at(run['white_box'], 'DDA'):.3f}"}
-
-
-def _magnet_white(rows: list[dict], dataset: str) -> dict[str, str]:
-    """MagNet's white-box accuracy under the four L-inf attacks (a range) and under C&W; a clear error
-    when an MNIST record lacks any of those rows (the chapter's sentence would not parse around a gap)."""
-    acc = {r["attack"]: r["accuracy"] for r in rows if r["defense"] == "MagNet"}
-    if dataset != "mnist" and not acc:
-        return dict.fromkeys(("rec_magnet_white_linf", "rec_magnet_white_cw"), tables.MAGNET_MNIST_ONLY)
-    _require([a for a in (*experiments.LINF_ATTACKS, "cw") if a not in acc], "white-box", dataset, "threat_models")
-    linf = [acc[a] for a in experiments.LINF_ATTACKS]
-    span = f"{min(linf):.3f}" if min(linf) == max(linf) else f"{min(linf):.3f}-{max(linf):.3f}"
-    return {"rec_magnet_white_linf": span, "rec_magnet_white_cw": f"{acc['cw']:.3f}"}
-
-
-def _require(missing: list[str], part: str, dataset: str, stage: str) -> None:
-    """Raise, naming what a recorded run lacks and the command that records it again, when ``missing`` is not empty."""
-    if missing:
-        raise ValueError(f"the recorded {part} run of {dataset} has no MagNet rows for {missing}; record it again: "
-                         f"python -m ddsa_core record --profile paper --dataset {dataset} --stages {stage} --force")
-
-
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
-
-VERDICT_KEYS = ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd", "dda_worst", "magnet_worst", "adv_worst",
-                "ddsa_paper_white_pgd", "category")
-
 
 def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     """The recorded adaptive run as the frames the chapter draws (battery, curves, checks, weaker
@@ -397,28 +357,6 @@ def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     frames["ablation"] = ablation_frame(dataset, profile) if profile == "paper" else None  # recorded with the paper's only
     frames["keys"] = run.get("keys", {})
     return frames
-
-
-def adaptive_glue(dataset: str, rec: dict | None = None) -> dict[str, str]:
-    """The recorded verdict's numbers, the checks passed and the ablation's ranges, keyed ``r_*``.
-    ``rec``: :func:`adaptive_frames`' result, if already loaded."""
-    rec = rec or adaptive_frames(dataset)
-    ablation_keys = ("r_ab_gray", "r_ab_white", "r_ab_act", "r_ab_act_dda", "r_ab_act_beta")
-    if rec is None:
-        return _pending("r_checks_passed", "r_unbounded_adv", *(f"r_{k}" for k in VERDICT_KEYS),
-                        *ablation_keys)
-    adv = rec["unbounded"].set_index("defense").loc["Adv. training"]
-    out = {"r_checks_passed": f"{int(rec['checks'].passed.sum())} of {len(rec['checks'])}",
-           "r_unbounded_adv": f"{100 * adv.accuracy:.1f}%, {round(adv.accuracy * adv.images)} of {adv.images:,} images"}
-    out |= {f"r_{k}": v for k, v in tables.verdict(rec["battery"], rec["weaker"], dataset).items()}
-    ab = rec["ablation"]
-    if ab is None:
-        return out | _pending(*ablation_keys)
-    return out | {"r_ab_gray": f"{100 * ab.gray_pgd.min():.1f}-{100 * ab.gray_pgd.max():.1f}%",
-                  "r_ab_white": f"{100 * ab.white_pgd.min():.1f}-{100 * ab.white_pgd.max():.1f}%",
-                  "r_ab_act": f"{ab.loc['mu 0.1 (DDSA)', 'mean_activation']:.2f}",
-                  "r_ab_act_dda": f"{ab.loc['DDA (no sparsity)', 'mean_activation']:.2f}",
-                  "r_ab_act_beta": f"{ab.loc['mu 0.1, beta 10', 'mean_activation']:.1f}"}
 
 
 def adaptive_accuracy_table(dataset: str, rec: dict | None = None) -> pd.DataFrame | str:
@@ -467,36 +405,33 @@ def _clean_behind(gray: dict | None, keys: dict[str, str]) -> dict[str, float] |
     return {r["defense"]: r["clean_accuracy"] for r in pgd} | {"images": pgd[0]["images"]}
 
 
-def cpu_adaptive_glue(dataset: str, profile: str = CPU_PROFILE) -> dict[str, str | float | int] | None:
-    """The recorded ``profile`` adaptive run of ``dataset`` as values (``c10_*``): its provenance and scale,
-    clean accuracy without and behind each denoiser (from the gray-box record of the same weights, else
-    ``None``), :func:`~ddsa_core.tables.verdict`'s numbers, DDSA's clean cost and gray-box gain
-    in points, and the sanity checks passed; ``None`` before the run exists."""
+def cpu_adaptive_numbers(dataset: str, profile: str = CPU_PROFILE) -> dict | None:
+    """The recorded ``profile`` adaptive run of ``dataset`` as numbers: its scale (classifier epochs and
+    training images, denoiser epochs and pair images, eps), :func:`~ddsa_core.tables.verdict`'s numbers,
+    DDSA's gray-box gain over no defense, the sanity checks passed and run, and clean accuracy per
+    defense with its images (``clean_*``, from the gray-box record of the same weights, else absent);
+    ``None`` before the run exists."""
     rec = adaptive_frames(dataset, profile)
     if rec is None:
         return None
     cfg = Config(**rec["config"])
-    v = tables.verdict(rec["battery"], rec["weaker"], dataset)
-    clean = _clean_behind(document(dataset, "gray_box", profile), rec["keys"])
     gray = rec["weaker"][rec["weaker"].threat_model == "gray-box"].set_index("defense").accuracy
-    out = {f"c10_{k}": v[k] for k in ("images", "gray_images", "ddsa_worst", "ddsa_breaker", "ddsa_gray_pgd",
-                                       "dda_worst", "adv_worst", "none_worst", "category")}
-    out |= {"c10_profile": profile, "c10_clf_epochs": cfg.clf_epochs,
-            "c10_train_images": f"{cfg.train_size or data.TRAIN_SIZE[dataset]:,}", "c10_ae_epochs": cfg.ae_epochs,
-            "c10_ae_images": f"{denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset]:,}", "c10_eps": f"{cfg.eps:g}",
-            "c10_gain": float(100 * (gray["DDSA"] - gray["No defense"])),
-            "c10_checks_passed": int(rec["checks"].passed.sum()), "c10_checks": len(rec["checks"])}
-    if clean is None:
-        return out | dict.fromkeys(("c10_clean_images", "c10_clean_none", "c10_clean_ddsa", "c10_clean_dda", "c10_drop"))
-    return out | {"c10_clean_images": f"{clean['images']:,}", "c10_clean_none": clean["No defense"],
-                  "c10_clean_ddsa": clean["DDSA"], "c10_clean_dda": clean["DDA"],
-                  "c10_drop": float(100 * (clean["No defense"] - clean["DDSA"]))}
+    out = tables.verdict(rec["battery"], rec["weaker"]) | {
+        "clf_epochs": cfg.clf_epochs, "train_images": cfg.train_size or data.TRAIN_SIZE[dataset],
+        "ae_epochs": cfg.ae_epochs, "ae_images": denoiser_train_size(cfg) or data.TRAIN_SIZE[dataset], "eps": cfg.eps,
+        "gain": float(gray["DDSA"] - gray["No defense"]), "checks_passed": int(rec["checks"].passed.sum()),
+        "checks": len(rec["checks"])}
+    clean = _clean_behind(document(dataset, "gray_box", profile), rec["keys"])
+    return out | ({f"clean_{VERDICT_NAMES[k]}": v for k, v in clean.items()} if clean else {})
+
+
+VERDICT_NAMES = tables.VERDICT_DEFENSES | {"images": "images"}
 
 
 # --- Table 8 and Figure 8 (chapter 4): recorded at paper scale on a GPU, and at reduced scale on two CPU cores ---
 
 REDUCED = "reduced"
-TABLE8_PROFILES = {"paper": "pap", REDUCED: "red"}  # a recorded CIFAR-10 profile: the prefix of its glue keys
+TABLE8_PROFILES = ("paper", REDUCED)  # the profiles Table 8 is recorded in
 TABLE8_STAGES = ("classifier", "attacks_no_defense", "gray_box", "denoised_examples")  # Table 8 and Figure 8
 
 
@@ -543,59 +478,48 @@ def gray_box_claims(dataset: str, profile: str = "paper") -> pd.DataFrame | str:
     return claims[claims["threat model"] == "gray-box"].dropna(axis=1, how="all")  # the others' "not measured" notes go
 
 
-def table8_glue(dataset: str, profile: str = REDUCED) -> dict[str, str]:
-    """``<red|pap>_<dataset>_*``: a recorded run's provenance, classifier accuracy, gray-box PGD accuracy per
-    defense, and the RMS pixel error PGD adds against what DDSA leaves on the validation images."""
+def table8_numbers(dataset: str, profile: str = REDUCED) -> dict[str, float | int]:
+    """A recorded run of Table 8's stages as numbers, each part once its record exists: the classifier's
+    clean accuracy and test images; the RMS pixel error PGD adds (``pgd_rms``); the minutes every stage
+    took; and from the gray-box record (:func:`_gray_numbers`) the denoisers' numbers."""
     if profile not in TABLE8_PROFILES:
         raise ValueError(f"profile must be one of {tuple(TABLE8_PROFILES)} (the recorded Table 8 runs); got {profile!r}")
-    key = f"{TABLE8_PROFILES[profile]}_{dataset}_"
-    out = _pending(key + "clean", key + "images", key + "pairs_s",
-                   key + "val_images", key + "cw_images",
-                   key + "paper_hours", key + "steps", key + "paper_steps", key + "epochs", key + "minutes", key + "pairs",
-                   key + "pgd_rms", key + "ddsa_rms", key + "gap_low", key + "gap_high",
-                   *(f"{key}{k}_{col}" for k in GRAY_LABELS for col in ("pgd", "clean")))
     docs = {name: table8_run(dataset, name, profile) for name in TABLE8_STAGES}
+    out: dict[str, float | int] = {}
     if clf := docs["classifier"]:  # its wall_s["train"]: a later stage only reloads it
-        n, first = clf["results"]["test_size"], "the first " if clf["config"]["test_size"] else "all "  # None: every test image
-        out |= {key + "clean": f"{100 * clf['results']['test_accuracy']:.1f} % on {first}{n:,} test images"}
+        out |= {"clean": clf["results"]["test_accuracy"], "clean_images": clf["results"]["test_size"]}
     if attacks := docs["attacks_no_defense"]:  # per image ||delta||_2 / sqrt(pixels): its RMS per pixel
         pgd = next(r for r in attacks["results"]["rows"] if r["attack"] == "pgd")
-        out[key + "pgd_rms"] = f"{pgd['mean_l2'] / math.sqrt(math.prod(INPUT_SHAPES[dataset])):.3f}"
+        out["pgd_rms"] = pgd["mean_l2"] / math.sqrt(math.prod(INPUT_SHAPES[dataset]))
     if all(docs.values()):  # what each stage cost, the crafting and training it reloaded included
-        out[key + "minutes"] = f"{sum(results.compute_s(d) for d in docs.values()) / 60:.0f}"
-    if gray := docs["gray_box"]:
-        out |= _gray_glue(gray, key)
-    return out
+        out["minutes"] = sum(results.compute_s(d) for d in docs.values()) / 60
+    return out | (_gray_numbers(docs["gray_box"]) if docs["gray_box"] else {})
 
 
-GRAY_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # glue key part: the gray-box table's defense
+GRAY_LABELS = {"nodef": "No defense", "ddsa": "DDSA", "dda": "DDA"}  # key part: the gray-box table's defense
 
 
-def _gray_glue(gray: dict, key: str) -> dict[str, str | float]:
-    """The gray-box part of :func:`table8_glue`: PGD and clean accuracy per defense, and the denoisers'
-    optimiser steps and training rate against what the paper's scale needs."""
+def _gray_numbers(gray: dict) -> dict[str, float | int]:
+    """The gray-box part of :func:`table8_numbers`: PGD and clean accuracy per defense (``<nodef|ddsa|dda>_<pgd|clean>``)
+    on ``images``; the monitoring and C&W images; DDSA's last-epoch RMS error on the PGD examples; the range,
+    in points, of each denoiser's accuracy under attack minus its clean accuracy (``gap_low``, ``gap_high``);
+    and the denoisers' epochs, training pairs, optimiser steps against the paper's scale's, pairs a
+    second, and the hours the paper's scale would take at that rate."""
     dataset, cfg = gray["dataset"], gray["config"]
     pairs = denoiser_train_size(Config(**cfg)) or data.TRAIN_SIZE[dataset]  # None: the whole training split
-    pgd = {r["defense"]: r for r in gray["results"]["rows"] if r["attack"] == "pgd"}
-    cw = next(r for r in gray["results"]["rows"] if r["attack"] == "cw" and r["defense"] == "DDSA")
-    out = {key + "images": f"{pgd['DDSA']['images']:,}",
-           key + "val_images": f"{cfg['ae_val_size']:,}", key + "cw_images": f"{cw['images']:,}",
-           key + "ddsa_rms": f"{math.sqrt(gray['results']['history']['ddsa'][-1]['val_mse_pgd']):.3f}"}  # last epoch
-    gaps = [r["accuracy"] - r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] in ("DDSA", "DDA")]
-    # accuracy under each attack minus the clean accuracy on the same images, in points: the range over both denoisers
-    out |= {key + "gap_low": 100 * min(gaps), key + "gap_high": 100 * max(gaps)}
-    out |= {f"{key}{k}_pgd": f"{pgd[label]['accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
-    out |= {f"{key}{k}_clean": f"{pgd[label]['clean_accuracy']:.3f}" for k, label in GRAY_LABELS.items()}
+    rows = gray["results"]["rows"]
+    pgd = {r["defense"]: r for r in rows if r["attack"] == "pgd"}
+    gaps = [r["accuracy"] - r["clean_accuracy"] for r in rows if r["defense"] in ("DDSA", "DDA")]
     paper_cfg = make_config("paper", dataset)
     steps = lambda n, batch, epochs: -(-n // batch) * epochs  # optimiser steps: ceil(n / batch) a epoch
     rate = pairs * cfg["ae_epochs"] / gray["wall_s"]["train_dda"]  # DDA's wall has no PGD crafting in it
-    return out | {key + "epochs": str(cfg["ae_epochs"]), key + "pairs": f"{pairs:,}",
-                  key + "steps": f"{steps(pairs, cfg['ae_batch_size'], cfg['ae_epochs']):,}",
-                  key + "paper_steps": f"{steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs):,}",
-                  key + "pairs_s": f"{rate:,.0f}",
-                  key + "paper_hours": _hours(data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate)}
-
-
-def _hours(seconds: float) -> str:
-    """Hours to a sensible precision: whole hours from one hour up, else two decimals (0.05, not 0)."""
-    return f"{seconds / 3600:.0f}" if seconds >= 3600 else f"{seconds / 3600:.2f}"
+    out = {"images": pgd["DDSA"]["images"], "val_images": cfg["ae_val_size"],
+           "cw_images": next(r["images"] for r in rows if r["attack"] == "cw" and r["defense"] == "DDSA"),
+           "ddsa_rms": math.sqrt(gray["results"]["history"]["ddsa"][-1]["val_mse_pgd"]),
+           "gap_low": 100 * min(gaps), "gap_high": 100 * max(gaps), "epochs": cfg["ae_epochs"], "pairs": pairs,
+           "steps": steps(pairs, cfg["ae_batch_size"], cfg["ae_epochs"]),
+           "paper_steps": steps(data.TRAIN_SIZE[dataset], paper_cfg.ae_batch_size, paper_cfg.ae_epochs),
+           "pairs_s": rate, "paper_hours": data.TRAIN_SIZE[dataset] * paper_cfg.ae_epochs / rate / 3600}
+    for key, label in GRAY_LABELS.items():
+        out |= {f"{key}_pgd": pgd[label]["accuracy"], f"{key}_clean": pgd[label]["clean_accuracy"]}
+    return out

@@ -59,35 +59,6 @@ def _settings(profiles: tuple[str, ...]) -> dict[str, tuple[int, bool]]:
     return out
 
 
-NOT_RUN = "not run in this build"
-
-
-def clean_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
-    """``acc_<dataset>`` for every dataset of the paper: this build's clean test accuracy, or
-    :data:`NOT_RUN` for a dataset the build did not train."""
-    return {f"acc_{ds}": f"{100 * runs[ds]['test_accuracy']:.2f} %" if ds in runs else NOT_RUN for ds in DATASETS}
-
-
-def attack_accuracy_glue(runs: dict[str, dict]) -> dict[str, str]:
-    """``<dataset>_<attack>_acc`` for every dataset and attack: the undefended classifier's accuracy
-    in this build's attack runs, or :data:`NOT_RUN`."""
-    acc = {(ds, r["attack"]): r["accuracy"] for ds, run in runs.items() for r in run["rows"]}
-    return {f"{ds}_{a}_acc": f"{acc[ds, a]:.3f}" if (ds, a) in acc else NOT_RUN for ds in DATASETS for a in paper.ATTACKS}
-
-
-def with_mnist_summary(dataset: str, values: dict[str, str], keys: tuple[str, ...]) -> dict[str, str]:
-    """``values`` plus the landing page's live MNIST keys, ``mnist_<key>`` for each of ``keys``: the
-    chapter's value when it ran MNIST, else :data:`NOT_RUN`, so a CIFAR-10 build never shows its
-    numbers under the MNIST label (the recorded sections of chapters 6 and 7 always read MNIST's runs)."""
-    return values | {f"mnist_{k}": values[k] if dataset == "mnist" else NOT_RUN for k in keys}
-
-
-def claims_held_text(claims: pd.DataFrame) -> str:
-    """"k of n": how many of the measurable claims in a :func:`claims_table` hold in ours."""
-    held = claims["holds in ours"]
-    return f"{int((held == True).sum())} of {int(held.notna().sum())}"  # noqa: E712
-
-
 def training_summary(history: list[dict], last_epochs: int = 30) -> dict[str, float | int | str]:
     """The numbers a chapter states about one training run's per-epoch ``history``: the held-out metric
     (``val_acc``, or ``test_acc`` where there is no validation split), its best value and epoch, its lowest,
@@ -420,28 +391,22 @@ def verdict_category(worst: float, gray: float) -> str:
     return VERDICT_CATEGORIES[2] if worst < gray - OVERSTATED_BY else VERDICT_CATEGORIES[3]
 
 
-def verdict(battery: pd.DataFrame, weaker: pd.DataFrame, dataset: str) -> dict[str, str]:
-    """The numbers of the chapter's verdict, as text to glue: each defense's worst case beside its gray-box PGD and the paper's
-    white-box PGD, the image counts of both (``images``, ``gray_images``: the gray-box rows may use more), and
-    DDSA's :func:`verdict_category` (``category``)."""
+#: The verdict's defenses: the battery's label -> the prefix of its numbers in :func:`verdict`.
+VERDICT_DEFENSES = {"DDSA": "ddsa", "DDA": "dda", "MagNet": "magnet", "Adv. training": "adv", "No defense": "none"}
+
+
+def verdict(battery: pd.DataFrame, weaker: pd.DataFrame) -> dict[str, float | int | str | tuple[str, ...]]:
+    """The numbers of the adaptive verdict: the images of the battery and of its gray-box rows (``images``,
+    ``gray_images``: the gray-box rows may use more); for each defense the battery attacked (prefixes of
+    :data:`VERDICT_DEFENSES`) its worst case (``_worst``), its gray-box PGD accuracy (``_gray_pgd``) and
+    the attacks tied at its lowest single-attack accuracy (``_breaker``); and DDSA's :func:`verdict_category`."""
     worst = battery[battery.attack == "worst case"].set_index("defense").accuracy
     gray_rows = weaker[weaker.threat_model == "gray-box"].set_index("defense")
-    gray = gray_rows.accuracy
-    table9 = paper_white_box_pgd(dataset)
-    breaker = {}
-    for label in worst.index:  # the attack with the lowest accuracy on this defense
+    out: dict = {"images": int(battery.images.iloc[0]), "gray_images": int(gray_rows.images.iloc[0])}
+    for label in worst.index:
         rows = battery[(battery.defense == label) & ~battery.attack.isin(["worst case", "autoattack"])]
-        best = rows[rows.accuracy == rows.accuracy.min()].attack.tolist()  # every attack tied at the lowest
-        breaker[label] = " and ".join([", ".join(best[:-1]), best[-1]] if len(best) > 1 else best)
-    out = {"images": f"{int(battery.images.iloc[0]):,}", "gray_images": f"{int(gray_rows.images.iloc[0]):,}"}
-    for label, key in (("DDSA", "ddsa"), ("DDA", "dda"), ("MagNet", "magnet"), ("Adv. training", "adv"), ("No defense", "none")):
-        if label in worst.index:
-            out[f"{key}_worst"] = f"{100 * worst[label]:.1f}%"
-            out[f"{key}_gray_pgd"] = f"{100 * gray.get(label, float('nan')):.1f}%"
-            out[f"{key}_breaker"] = breaker[label]
-            out[f"{key}_paper_white_pgd"] = f"{100 * table9[label]:.1f}%" if label in table9 else "not reported"
-        else:  # MagNet runs on MNIST only, as in the paper: its keys still exist for the chapter's prose
-            for part in ("worst", "gray_pgd", "breaker", "paper_white_pgd"):
-                out[f"{key}_{part}"] = f"not run on {dataset}"
-    out["category"] = verdict_category(worst.get("DDSA", float("nan")), gray.get("DDSA", float("nan")))
+        key = VERDICT_DEFENSES[label]
+        out |= {f"{key}_worst": float(worst[label]), f"{key}_gray_pgd": float(gray_rows.accuracy.get(label, float("nan"))),
+                f"{key}_breaker": tuple(rows[rows.accuracy == rows.accuracy.min()].attack)}
+    out["category"] = verdict_category(worst.get("DDSA", float("nan")), gray_rows.accuracy.get("DDSA", float("nan")))
     return out

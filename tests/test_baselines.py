@@ -7,7 +7,7 @@ from ddsa_core import attacks, baselines, data
 from ddsa_core.config import make_config
 from ddsa_core.evaluation import accuracy, defended_accuracy, detected
 from ddsa_core.models import INPUT_SHAPES, magnet_detector, magnet_reformer
-from ddsa_core.training import classifier, make_optimizer
+from ddsa_core.training import make_optimizer
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])

@@ -1,5 +1,4 @@
 import os
-import shutil
 import tarfile
 from pathlib import Path
 

@@ -51,23 +51,6 @@ def test_provenance_table_names_the_classifier_of_a_record_older_than_the_recipe
                            {}, {"this_run": 60.0}, torch.device("cpu"))
     assert results.provenance_table([keras]).iloc[0]["classifier"] == "Keras loss + dropout 0.75 + best epoch"
 
-def test_clean_accuracy_glue_covers_every_dataset_even_those_not_run():
-    glue = tables.clean_accuracy_glue({"cifar10": {"test_accuracy": 0.8}})
-    assert glue == {"acc_mnist": "not run in this build", "acc_cifar10": "80.00 %"}
-
-
-def test_attack_accuracy_glue_fills_every_dataset_and_attack():
-    glue = tables.attack_accuracy_glue({"mnist": {"rows": [{"attack": "pgd", "accuracy": 0.0125}]}})
-    assert glue["mnist_pgd_acc"] == "0.013" and glue["mnist_fgsm_acc"] == tables.NOT_RUN
-    assert glue["cifar10_pgd_acc"] == tables.NOT_RUN and len(glue) == 2 * len(paper.ATTACKS)
-
-
-def test_mnist_summary_never_labels_another_dataset_as_mnist():
-    values = {"near_ddsa": "90.0 %", "other": "1"}
-    assert tables.with_mnist_summary("mnist", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": "90.0 %"}
-    assert tables.with_mnist_summary("cifar10", values, ("near_ddsa",)) == values | {"mnist_near_ddsa": tables.NOT_RUN}
-
-
 def test_no_defense_table_puts_ours_beside_the_paper():
     run = {"rows": [{"attack": "fgsm", "accuracy": 0.30, "images": 10}, {"attack": "pgd", "accuracy": 0.0, "images": 10}]}
     table = tables.no_defense_table(run, "mnist")

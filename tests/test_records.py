@@ -1,32 +1,7 @@
-"""What the chapters glue from the recorded paper-profile runs: the same keys whether a run is recorded or pending."""
+"""What the chapters read from the committed records: tables, frames and numbers, or the admonition of a missing record."""
 import pytest
 
 from ddsa_core import experiments, records, results, tables
-
-# (the recorded run each reads, its glue builder)
-GLUE = [("threat_models", records.threat_models_glue),
-        ("adaptive", records.adaptive_glue)]
-
-
-@pytest.mark.parametrize("name, build", GLUE, ids=[build.__name__ for _, build in GLUE])
-def test_pending_glue_has_every_key_the_recorded_run_gives(name, build, tmp_path, monkeypatch):
-    if results.load_record("paper", "mnist", name) is None:
-        pytest.skip(f"no recorded paper-profile {name} run of mnist")
-    with_record = build("mnist")
-    monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = build("mnist")
-    assert set(pending) <= set(with_record)  # a chapter gluing the pending keys finds each of them recorded too
-    assert all(records.PENDING in value for value in pending.values())  # "pending", or a sentence that says it
-    assert not any(isinstance(value, str) and records.PENDING in value for value in with_record.values())
-
-
-def test_recorded_glue_reads_the_recorded_numbers():
-    run = records.read("mnist", "threat_models")
-    if run is None:
-        pytest.skip("no recorded paper-profile threat-model run of mnist")
-    ddsa_white = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "DDSA" and r["attack"] == "pgd")
-    assert records.threat_models_glue("mnist")["rec_ddsa_white_pgd"] == f"{ddsa_white:.3f}"
-
 
 def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
@@ -148,14 +123,14 @@ def test_a_pending_figure_says_what_is_missing():
     assert "cifar10 is not recorded yet" in fig.axes[0].texts[0].get_text()
 
 
-def test_the_landing_pages_recorded_keys_are_glued_by_the_recorded_mnist_sections():
+def test_the_landing_page_reads_recorded_keys_only():
+    """The landing page quotes the records; the live numbers of a build stay in its chapters' "your rerun" sections."""
     import re
     from pathlib import Path
 
     intro = (Path(__file__).resolve().parents[1] / "book" / "intro.md").read_text()
-    keys = set(re.findall(r"(?:06_results|07_adaptive)\.ipynb::((?:rec|r)_\w+?):s`", intro))
-    assert keys == {"rec_claims_held", "rec_ddsa_white_pgd", "r_ddsa_worst"}
-    assert keys <= set(records.threat_models_glue("mnist") | records.adaptive_glue("mnist"))
+    keys = set(re.findall(r"\.ipynb::(\w+?):", intro))
+    assert keys and all(re.match(r"(rec|r|t7|pap)_", key) for key in keys), keys
 
 
 def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_path, monkeypatch):
@@ -164,8 +139,7 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = records.table8_glue("cifar10")
-    assert set(pending.values()) == {records.PENDING}
+    assert records.table8_numbers("cifar10") == {}
     assert "--profile reduced --dataset cifar10" in records.reduced_tables("cifar10")
     cfg = make_config("reduced", "cifar10")
     rows = [{"attack": a, "defense": d, "accuracy": 0.5, "clean_accuracy": 0.6, "images": 1000}
@@ -180,15 +154,15 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "wall_s": wall, "results": res,
                                     "provenance": {"device": "cpu", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = records.table8_glue("cifar10")
-    assert set(glue) == set(pending) and records.PENDING not in glue.values()
-    assert glue["red_cifar10_clean"] == "70.0 % on the first 1,000 test images"
-    assert glue["red_cifar10_minutes"] == "24"  # 60 s of training, not the reload's 1 s, + 120 s (not 10) + 1,200 s + 60 s
-    assert glue["red_cifar10_steps"] == f"{-(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs:,}"
-    assert glue["red_cifar10_paper_steps"] == "5,880"  # ceil(50,000 / 256) x 30
-    assert glue["red_cifar10_pairs"] == f"{cfg.ae_train_size:,}"
-    assert (glue["red_cifar10_pgd_rms"], glue["red_cifar10_ddsa_rms"]) == ("0.200", "0.100")  # the last epoch's MSE
-    assert glue["red_cifar10_pairs_s"] == f"{cfg.ae_train_size * cfg.ae_epochs / 500:.0f}"
+    n = records.table8_numbers("cifar10")
+    assert (n["clean"], n["clean_images"]) == (0.7, 1000)
+    assert n["minutes"] == pytest.approx(24.0)  # 60 s of training, not the reload's 1 s, + 120 s (not 10) + 1,200 s + 60 s
+    assert n["steps"] == -(-cfg.ae_train_size // cfg.ae_batch_size) * cfg.ae_epochs
+    assert n["paper_steps"] == 5880  # ceil(50,000 / 256) x 30
+    assert n["pairs"] == cfg.ae_train_size
+    assert (n["pgd_rms"], n["ddsa_rms"]) == pytest.approx((0.2, 0.1))  # the last epoch's MSE
+    assert n["pairs_s"] == pytest.approx(cfg.ae_train_size * cfg.ae_epochs / 500)
+    assert (n["ddsa_pgd"], n["ddsa_clean"], n["gap_low"], n["gap_high"]) == pytest.approx((0.5, 0.6, -10, -10))
     table, dev = records.reduced_tables("cifar10")
     assert table.loc["pgd", ("DDSA", "ours")] == 0.5 and table.loc["pgd", ("DDSA", "paper")] == 0.611
     assert (dev.loc["clf_epochs", "paper profile"], dev.loc["clf_epochs", "this run"]) == ("64", str(cfg.clf_epochs))
@@ -197,15 +171,13 @@ def test_reduced_run_lists_its_deviations_and_keeps_its_keys_when_pending(tmp_pa
                               if k not in ("profile", "device") and v != getattr(make_config("paper", "cifar10"), k)}
 
 
-def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monkeypatch):
-    """The paper-profile CIFAR-10 record (a GPU's) glues as ``pap_*``: its denoisers learn from every training image."""
+def test_table8_numbers_read_the_paper_profiles_record(tmp_path, monkeypatch):
+    """The paper-profile CIFAR-10 record (a GPU's): its denoisers learn from every training image."""
     import json
 
     from ddsa_core.config import make_config
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
-    pending = records.table8_glue("cifar10", "paper")
-    assert set(pending) == {k.replace("red_", "pap_", 1) for k in records.table8_glue("cifar10")}
     cfg = make_config("paper", "cifar10")
     rows = [{"attack": a, "defense": d, "accuracy": 0.2, "clean_accuracy": 0.25, "images": n}
             for a, n in (("pgd", 10_000), ("cw", 1_000)) for d in ("No defense", "DDSA", "DDA")]
@@ -218,16 +190,15 @@ def test_table8_glue_reads_the_paper_profile_under_its_own_prefix(tmp_path, monk
         path.write_text(json.dumps({"dataset": "cifar10", "config": cfg.to_dict(), "results": res,
                                     "wall_s": {"train": 300.0, "train_dda": 150.0, "this_run": 60.0},
                                     "provenance": {"device": "NVIDIA H100", "commit": "abcdef0", "date": "2026-11-25"}}))
-    glue = records.table8_glue("cifar10", "paper")
-    assert set(glue) == set(pending) and records.PENDING not in glue.values()
-    assert glue["pap_cifar10_clean"] == "48.5 % on all 10,000 test images"
-    assert glue["pap_cifar10_pairs"] == "50,000" and glue["pap_cifar10_steps"] == glue["pap_cifar10_paper_steps"] == "5,880"
-    assert glue["pap_cifar10_pairs_s"] == "10,000"  # 50,000 pairs x 30 epochs / 150 s
-    assert (glue["pap_cifar10_cw_images"], glue["pap_cifar10_val_images"]) == ("1,000", "2,000")
-    assert glue["pap_cifar10_paper_hours"] == "0.04"  # 150 s: not rounded to 0
+    n = records.table8_numbers("cifar10", "paper")
+    assert (n["clean"], n["clean_images"]) == (0.485, 10_000)
+    assert n["pairs"] == 50_000 and n["steps"] == n["paper_steps"] == 5880
+    assert n["pairs_s"] == pytest.approx(10_000)  # 50,000 pairs x 30 epochs / 150 s
+    assert (n["cw_images"], n["val_images"]) == (1_000, 2_000)
+    assert n["paper_hours"] == pytest.approx(150 / 3600)
     with pytest.raises(ValueError, match="profile must be one of"):
-        records.table8_glue("cifar10", "quick")
-    assert (glue["pap_cifar10_pgd_rms"], glue["pap_cifar10_ddsa_rms"]) == ("0.100", "0.090")
+        records.table8_numbers("cifar10", "quick")
+    assert (n["pgd_rms"], n["ddsa_rms"]) == pytest.approx((0.1, 0.09))
 
 
 def test_training_summary_reads_the_test_curve_where_there_is_no_validation_split():
@@ -238,15 +209,6 @@ def test_training_summary_reads_the_test_curve_where_there_is_no_validation_spli
     assert summary == pytest.approx({"metric": "test_acc", "peak": 0.7, "peak_epoch": 2, "tail_low": 0.48, "tail_high": 0.6,
                                      "tail_mean": 0.54, "low_loss": 0.8, "low_loss_epoch": 2, "last_loss": 1.2, "last_epoch": 4})
     assert tables.training_summary([{"epoch": 1, "loss": 1.0, "val_acc": 0.9, "test_acc": 0.1}])["metric"] == "val_acc"
-
-
-def test_recorded_unbounded_glue_counts_the_images_that_survive():
-    doc = results.load_record("paper", "mnist", "adaptive")
-    if doc is None:
-        pytest.skip("no recorded paper-profile adaptive run of mnist")
-    row = next(r for r in doc["results"]["unbounded"] if r["defense"] == "Adv. training")
-    survived = round(row["accuracy"] * row["images"])
-    assert records.adaptive_glue("mnist")["r_unbounded_adv"].endswith(f"{survived} of {row['images']:,} images")
 
 
 def test_flagged_curves_give_their_largest_rise_in_images():
@@ -267,37 +229,14 @@ def test_flagged_curves_give_their_largest_rise_in_images():
     assert tables.flagged_curve_rises(rec["checks"].assign(passed=True), rec).empty
 
 
-def test_magnets_white_box_text_names_what_an_mnist_run_lacks():
-    rows = [{"defense": "MagNet", "attack": a, "accuracy": v} for a, v in (("fgsm", 1.0), ("rfgsm", 1.0), ("mim", 0.99),
-                                                                           ("pgd", 0.99), ("cw", 0.4))]
-    assert records._magnet_white(rows, "mnist") == {"rec_magnet_white_linf": "0.990-1.000", "rec_magnet_white_cw": "0.400"}
-    with pytest.raises(ValueError, match=r"white-box run of mnist has no MagNet rows for \['cw'\].*--stages threat_models"):
-        records._magnet_white(rows[:4], "mnist")
-    assert records._magnet_white([], "cifar10")["rec_magnet_white_cw"] == tables.MAGNET_MNIST_ONLY
-
-
-def test_recorded_claims_that_fail_and_magnets_white_box_are_read_from_the_run():
-    from ddsa_core import records, tables
-
-    run = records.read("mnist", "threat_models")
-    if run is None:
-        pytest.skip("no recorded paper-profile threat-model run of mnist")
-    claims = tables.claims_table(run, "mnist")
-    failed = list(claims.index[claims["holds in ours"] == False])  # noqa: E712
-    glue = records.threat_models_glue("mnist")
-    assert failed and glue["rec_claims_failed"] == "; ".join(f"“{c}”" for c in failed)
-    cw = next(r["accuracy"] for r in run["white_box"] if r["defense"] == "MagNet" and r["attack"] == "cw")
-    assert glue["rec_magnet_white_cw"] == f"{cw:.3f}"
-
-
-def test_table8_glue_gives_the_denoisers_range_around_the_clean_accuracy_they_leave():
+def test_table8_numbers_give_the_denoisers_range_around_the_clean_accuracy_they_leave():
     doc = results.load_record("paper", "cifar10", "gray_box")
     if doc is None:
         pytest.skip("no recorded paper-profile gray-box run of cifar10")
     gaps = [r["accuracy"] - r["clean_accuracy"] for r in doc["results"]["rows"] if r["defense"] != "No defense"]
-    glue = records.table8_glue("cifar10", "paper")
+    n = records.table8_numbers("cifar10", "paper")
     assert min(gaps) < 0 < max(gaps)  # the chapter's "differs ... by -x to +y points"
-    assert glue["pap_cifar10_gap_low"] == pytest.approx(100 * min(gaps)) and glue["pap_cifar10_gap_high"] == pytest.approx(100 * max(gaps))
+    assert (n["gap_low"], n["gap_high"]) == pytest.approx((100 * min(gaps), 100 * max(gaps)))
 
 
 def test_cifar10_costs_come_from_the_records_or_say_pending(tmp_path, monkeypatch):
@@ -381,14 +320,14 @@ def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
         assert not re.search(r"recorded\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build
 
 
-def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):
+def test_the_cpu_scale_adaptive_numbers_read_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):
     import json
     import shutil
 
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert records.cpu_adaptive_table("cifar10") == (f"{records.PENDING}: results/quick/cifar10/adaptive.json "
                                                       "(python -m ddsa_core record --profile quick --dataset cifar10 --stages gray_box adaptive)")
-    assert records.cpu_adaptive_glue("cifar10") is None
+    assert records.cpu_adaptive_numbers("cifar10") is None
     here = tmp_path / "quick" / "cifar10"
     here.mkdir(parents=True)
     for name in ("adaptive", "gray_box"):  # the committed records (.gitignore keeps these two of results/quick)
@@ -398,15 +337,14 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
     gray = json.loads((here / "gray_box.json").read_text())
     clean = {r["defense"]: r["clean_accuracy"] for r in gray["results"]["rows"] if r["attack"] == "pgd"}
     assert len({r["clean_accuracy"] for r in gray["results"]["rows"] if r["defense"] == "DDSA"}) > 1  # C&W's rows differ
-    glued = records.cpu_adaptive_glue("cifar10")
-    assert glued["c10_ddsa_worst"] == f"{100 * worst['DDSA']:.1f}%"
-    assert (glued["c10_clean_none"], glued["c10_clean_ddsa"], glued["c10_clean_dda"]) == (clean["No defense"], clean["DDSA"], clean["DDA"])
+    n = records.cpu_adaptive_numbers("cifar10")
+    assert n["ddsa_worst"] == worst["DDSA"]
+    assert (n["clean_none"], n["clean_ddsa"], n["clean_dda"]) == (clean["No defense"], clean["DDSA"], clean["DDA"])
     gray_pgd = {r["defense"]: r["accuracy"] for r in run["weaker"] if r["threat_model"] == "gray-box"}
-    assert glued["c10_drop"] == pytest.approx(100 * (clean["No defense"] - clean["DDSA"]))
-    assert glued["c10_gain"] == pytest.approx(100 * (gray_pgd["DDSA"] - gray_pgd["No defense"]))
-    assert (glued["c10_clean_images"], glued["c10_gray_images"], glued["c10_images"], glued["c10_eps"]) == ("100", "100", "50", "0.2")
+    assert n["gain"] == pytest.approx(gray_pgd["DDSA"] - gray_pgd["No defense"])
+    assert (n["clean_images"], n["gray_images"], n["images"], n["eps"]) == (100, 100, 50, 0.2)
     checks = run["checks"]
-    assert (glued["c10_checks_passed"], glued["c10_checks"]) == (sum(c["passed"] for c in checks), len(checks))
+    assert (n["checks_passed"], n["checks"]) == (sum(c["passed"] for c in checks), len(checks))
     assert list(records.cpu_adaptive_table("cifar10").columns) == list(dict.fromkeys(r["defense"] for r in run["battery"]))
     for field, name in (("weights_keys", "ddsa"), ("weights_keys", "dda"), ("classifier_key", None)):
         other = json.loads(json.dumps(gray))  # a gray-box record of other weights is not quoted
@@ -415,7 +353,7 @@ def test_the_cpu_scale_adaptive_glue_reads_the_run_and_the_clean_accuracy_of_the
         else:
             other["results"][field] = "another model"
         (here / "gray_box.json").write_text(json.dumps(other))
-        assert records.cpu_adaptive_glue("cifar10")["c10_clean_ddsa"] is None, field
+        assert "clean_ddsa" not in records.cpu_adaptive_numbers("cifar10"), field
 
 
 def test_a_committed_record_that_is_missing_fails_unless_it_is_pending(monkeypatch):

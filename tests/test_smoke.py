@@ -11,7 +11,7 @@ import nbformat
 import papermill
 import pytest
 
-from ddsa_core import cli, experiments, results, tables
+from ddsa_core import cli, experiments, results
 from ddsa_core.config import make_config
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -42,6 +42,4 @@ def test_cifar10_chapters_execute_in_the_smoke_profile(chapter, monkeypatch, tmp
     glued = {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain", "")
              for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
     assert glued, "the chapter glued nothing"
-    if chapter == "06_results":  # a CIFAR-10 build never shows its numbers under the landing page's MNIST label
-        assert glued["mnist_claims_held"].strip("'") == tables.NOT_RUN != glued["claims_held"].strip("'")
     assert (tmp_path / "results" / "smoke" / "cifar10").is_dir()  # it recorded its CIFAR-10 runs
