@@ -81,6 +81,20 @@ def read(dataset: str, name: str, profile: str = "paper") -> dict | None:
     return _results(document(dataset, name, profile))
 
 
+def rows(dataset: str, name: str, profile: str = "paper", index: str | None = None) -> pd.DataFrame | None:
+    """The record ``name``'s ``rows`` as a frame (indexed by the column ``index``), or ``None`` before it exists."""
+    run = read(dataset, name, profile)
+    frame = pd.DataFrame(run["rows"]) if run else None
+    return frame.set_index(index) if frame is not None and index else frame
+
+
+def history(dataset: str, name: str, key: str, profile: str = "paper") -> pd.DataFrame | None:
+    """The record ``name``'s per-epoch ``history`` of each model (named in the column ``key``) in long form,
+    or ``None`` before it exists."""
+    run = read(dataset, name, profile)
+    return tables.history_frame(run["history"], key=key) if run else None
+
+
 def table_of(build, dataset: str, name: str, *args, profile: str = "paper"):
     """``build(results, *args)``: a :mod:`ddsa_core.tables` table of the record ``name``, or its :class:`Missing`."""
     run = read(dataset, name, profile)
@@ -143,12 +157,6 @@ def paper_scale(dataset: str) -> dict[str, int]:
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------
 
-def epsilon_sweep_rows(dataset: str) -> pd.DataFrame | None:
-    """The recorded Figure 5 rows (gray-box accuracy against eps, with and without DDSA), or ``None`` before that run exists."""
-    run = _results(document(dataset, "epsilon_sweep"))
-    return pd.DataFrame(run["rows"]) if run else None
-
-
 def _clean_and_pgd(rows: pd.DataFrame) -> dict[str, float | int]:
     """Images, clean accuracy without and behind DDSA, and DDSA's PGD accuracy, of gray-box rows at one eps."""
     at = rows.set_index(["defense", "attack"])
@@ -156,19 +164,13 @@ def _clean_and_pgd(rows: pd.DataFrame) -> dict[str, float | int]:
             "ddsa_clean": float(at.loc[("DDSA", "pgd"), "clean_accuracy"]), "ddsa_pgd": float(at.loc[("DDSA", "pgd"), "accuracy"])}
 
 
-def _versus_gray(doc: dict, gray: dict, keys: dict[str, str]) -> tuple[bool, list[str]]:
-    """Whether ``doc`` ran on the gray-box run's device, and which of its weights (``keys``: "classifier"
-    or "DDSA" -> weights key) differ from that run's."""
-    theirs = {"classifier": gray["results"]["classifier_key"], "DDSA": gray["results"]["weights_keys"]["ddsa"]}
-    same_device = doc["provenance"]["device"] == gray["provenance"]["device"]
-    return same_device, [label for label, key in keys.items() if key != theirs[label]]
-
-
 def changed_weights(doc: dict, gray: dict) -> list[str]:
     """Which of a recorded Figure 5 run's models ("classifier", "DDSA") have weights keys other than the
     gray-box run's: models trained with other settings or code, not the same models on another device."""
-    weights = doc["results"]["weights"]
-    return _versus_gray(doc, gray, {"classifier": weights["classifier"]["key"], "DDSA": weights["ddsa"]["key"]})[1]
+    ours, theirs = doc["results"]["weights"], gray["results"]
+    keys = {"classifier": (ours["classifier"]["key"], theirs["classifier_key"]),
+            "DDSA": (ours["ddsa"]["key"], theirs["weights_keys"]["ddsa"])}
+    return [label for label, (mine, other) in keys.items() if mine != other]
 
 
 def epsilon_sweep_numbers(dataset: str) -> dict[str, float | int | str] | None:
@@ -186,12 +188,6 @@ def epsilon_sweep_numbers(dataset: str) -> dict[str, float | int | str] | None:
         "train_ddsa": weights["ddsa"]["train_wall_s"] / 60}
 
 
-def ablation_frame(dataset: str, profile: str = "paper") -> pd.DataFrame | None:
-    """The recorded sparsity ablation, one row per denoiser (indexed by its label), or ``None`` before it exists."""
-    run = _results(document(dataset, "sparsity_ablation", profile))
-    return pd.DataFrame(run["rows"]).set_index("denoiser") if run else None
-
-
 def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
     """The recorded gray-box table beside the paper's and the sparsity statistics, or why they are missing."""
     if doc is None:
@@ -199,24 +195,10 @@ def gray_box_tables(dataset: str, doc: dict | None) -> list[pd.DataFrame] | str:
     return [tables.gray_box_table(doc["results"], dataset), tables.sparsity_frame(doc["results"])]
 
 
-def gray_box_history(doc: dict | None) -> pd.DataFrame | None:
-    """Per-epoch training and validation history of the recorded DDSA and DDA, in long form."""
-    return tables.history_frame(doc["results"]["history"], key="defense") if doc else None
-
-
-def beta_sweep_rows(dataset: str) -> pd.DataFrame | None:
-    """The recorded beta sweep on validation images, one row per sparsity rate (indexed by beta), or ``None``."""
-    run = _results(document(dataset, "beta_sweep"))
-    return pd.DataFrame(run["rows"]).set_index("beta") if run else None
-
-
 def beta_sweep_history(dataset: str) -> pd.DataFrame | None:
-    """Per-epoch history of each recorded beta's DDSA, in long form, rates in numeric order, or ``None``."""
-    run = _results(document(dataset, "beta_sweep"))
-    if not run:
-        return None
-    frame = tables.history_frame(run["history"], key="beta")  # the record's keys are strings, sorted as text
-    return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable")
+    """:func:`history` of the beta sweep, rates in numeric order (the record's keys are strings, sorted as text)."""
+    frame = history(dataset, "beta_sweep", "beta")
+    return frame.sort_values("beta", key=lambda b: b.astype(float), kind="stable") if frame is not None else None
 
 
 def beta_sweep_numbers(dataset: str) -> dict[str, float | int | str | list[float]] | None:
@@ -239,18 +221,6 @@ def beta_sweep_numbers(dataset: str) -> dict[str, float | int | str | list[float
 def lr_sweep_doc(dataset: str) -> dict | None:
     """The largest-scale recorded learning-rate sweep of ``dataset``: the paper profile's, else the reduced one's."""
     return document(dataset, "lr_sweep") or table8_run(dataset, "lr_sweep")
-
-
-def lr_sweep_rows(dataset: str) -> pd.DataFrame | None:
-    """The recorded learning-rate sweep, one row per rate (indexed by lr), or ``None`` before it exists."""
-    doc = lr_sweep_doc(dataset)
-    return pd.DataFrame(doc["results"]["rows"]).set_index("lr") if doc else None
-
-
-def lr_sweep_history(dataset: str) -> pd.DataFrame | None:
-    """Per-epoch history of each recorded rate's classifier, in long form keyed ``lr``, or ``None``."""
-    doc = lr_sweep_doc(dataset)
-    return tables.history_frame(doc["results"]["history"], key="lr") if doc else None
 
 
 CLASSIFIER_FIELDS = ("train_size", "test_size")  # with every clf_* field: what shapes a classifier and its test accuracy
@@ -330,12 +300,6 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
 
 # --- Every threat model (chapter 6) ---------------------------------------------------------------
 
-def pgd_iterations_rows(dataset: str) -> pd.DataFrame | None:
-    """The recorded Figure 6 rows, or ``None`` before that run exists."""
-    run = _results(document(dataset, "pgd_iterations"))
-    return pd.DataFrame(run["rows"]) if run else None
-
-
 def pgd_at(rows: list[dict], defense: str) -> float:
     """PGD accuracy of ``defense`` in one threat model's rows."""
     return next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["defense"] == defense)
@@ -354,7 +318,7 @@ def adaptive_frames(dataset: str, profile: str = "paper") -> dict | None:
     for name, key in (("battery", "battery"), ("eps", "eps_curve"), ("steps", "steps_curve"), ("restarts", "restarts"),
                       ("checks", "checks"), ("weaker", "weaker"), ("unbounded", "unbounded")):
         frames[name] = pd.DataFrame(run[key])
-    frames["ablation"] = ablation_frame(dataset, profile) if profile == "paper" else None  # recorded with the paper's only
+    frames["ablation"] = rows(dataset, "sparsity_ablation", index="denoiser") if profile == "paper" else None  # recorded with the paper's only
     frames["keys"] = run.get("keys", {})
     return frames
 

@@ -107,10 +107,10 @@ def test_recorded_epsilon_sweep_reads_back_as_the_live_frame(tmp_path, monkeypat
     monkeypatch.setattr(experiments.defenses, "denoiser", lambda cfg, name: stub(3))
     monkeypatch.setattr(experiments, "classifier", lambda cfg: stub(2))
     monkeypatch.setattr(experiments, "epsilon_sweep", lambda cfg, model, clf: live)
-    assert records.epsilon_sweep_rows("cifar10") is None  # before the run: pending
+    assert records.rows("cifar10", "epsilon_sweep") is None  # before the run: pending
     assert records.epsilon_sweep_numbers("cifar10") is None
     experiments.epsilon_sweep_run(make_config("paper", "cifar10", attack_size=20))  # the sweep itself is the stub above
-    back = records.epsilon_sweep_rows("cifar10")
+    back = records.rows("cifar10", "epsilon_sweep")
     pd.testing.assert_frame_equal(back, live, check_like=True)  # the record sorts its keys
     figures.accuracy_vs_eps(back)  # draws
     gray_rows = [{**r, "eps": 0.2, "images": 10_000} for r in live[live.eps == 0.2].to_dict("records")]
@@ -151,11 +151,11 @@ def test_beta_sweep_records_each_rate_on_validation_images_and_names_the_best(tm
         return Trained(build_denoiser("mnist").eval(), history, f"k{cfg.sparsity_beta}", 60.0, cfg.sparsity_beta == 1.0)
 
     monkeypatch.setattr(experiments.defenses, "denoiser", fake_denoiser)
-    assert records.beta_sweep_rows("mnist") is None
+    assert records.rows("mnist", "beta_sweep", index="beta") is None
     assert records.beta_sweep_numbers("mnist") is None
     experiments.beta_sweep_run(make_config("paper", "mnist", ae_val_size=20))
     assert trained == [(0.1, "ddsa"), (1.0, "ddsa"), (10.0, "ddsa")]
-    frame = records.beta_sweep_rows("mnist")
+    frame = records.rows("mnist", "beta_sweep", index="beta")
     assert list(frame.index) == [0.1, 1.0, 10.0] and frame.val_acc_pgd_graybox.tolist() == [0.90, 0.95, 0.97]
     assert frame.mu_hat_near_target.eq(0).all()  # an untrained layer's mu_hat is still 0, far from mu
     assert set(records.beta_sweep_history("mnist").beta) == {"0.1", "1", "10"}
@@ -202,7 +202,7 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     monkeypatch.setattr(experiments, "classifier", fake_classifier)
     monkeypatch.setattr(experiments, "accuracy", lambda model, x, y, batch: final[model.lr][1])
     monkeypatch.setattr(experiments.data, "load", lambda dataset, split, n: (torch.zeros(n, 3, 32, 32), torch.zeros(n, dtype=torch.long)))
-    assert records.lr_sweep_rows("cifar10") is None
+    assert records.lr_sweep_doc("cifar10") is None
     assert records.lr_sweep_numbers("cifar10") is None
     cfg = make_config("reduced", "cifar10", test_size=20)
     with pytest.raises(ValueError, match="clf_lr"):  # every rate is validated before any training
@@ -212,9 +212,10 @@ def test_lr_sweep_records_each_rate_and_sets_table_3s_rate_against_the_others(tm
     assert trained == []
     experiments.lr_sweep_run(cfg)
     assert trained == [1e-3, 1e-4]
-    frame = records.lr_sweep_rows("cifar10")  # no paper-profile sweep recorded: the reduced one
+    assert records.lr_sweep_doc("cifar10")["profile"] == "reduced"  # no paper-profile sweep recorded: the reduced one
+    frame = records.rows("cifar10", "lr_sweep", "reduced", index="lr")
     assert list(frame.index) == [1e-3, 1e-4] and frame.test_accuracy.tolist() == [0.60, 0.75]
-    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(records.lr_sweep_history("cifar10").lr) == {"0.001", "0.0001"}
+    assert frame.min_loss.tolist() == pytest.approx([0.80, 0.30]) and set(records.history("cifar10", "lr_sweep", "lr", "reduced").lr) == {"0.001", "0.0001"}
     assert set(results.load_record("reduced", "cifar10", "lr_sweep")["wall_s"]) == {"train_classifier", "train lr 0.0001", "this_run"}
     lr = records.lr_sweep_numbers("cifar10")
     assert (lr["profile"], lr["epochs"], lr["images"], lr["other"]) == ("reduced", 10, 20, 0.0001)

@@ -7,9 +7,9 @@ def test_tables_say_pending_when_absent(tmp_path, monkeypatch):
     monkeypatch.setenv("DDSA_RESULTS", str(tmp_path))
     assert records.table_of(tables.baselines_table, "mnist", "baselines").startswith("pending")
     assert records.adaptive_accuracy_table("mnist").startswith("pending")
-    assert records.adaptive_frames("mnist") is None and records.pgd_iterations_rows("mnist") is None
+    assert records.adaptive_frames("mnist") is None and records.rows("mnist", "pgd_iterations") is None
     assert records.gray_box_tables("mnist", records.document("mnist", "gray_box")).startswith("pending")
-    assert records.gray_box_history(None) is None
+    assert records.history("mnist", "gray_box", "defense") is None
     assert records.magnet_detector_aware("mnist") == "pending"
     assert records.magnet_detector_aware("cifar10").startswith("not run")
     absent = records.table_of(tables.seed_table, "mnist", "seeds")  # a notebook shows one admonition: the record's path and its command
