@@ -38,7 +38,7 @@ from .attacks import _check_inputs, _project, lse_margin
 from .baselines import MagNet
 from .config import Config
 from .defenses import Defended
-from .evaluation import detected, predict_logits
+from .evaluation import System, detected, predict_logits
 
 GRADIENT_ATTACKS = ("pgd", "apgd-ce", "apgd-t", "fab-t", "bpda", "detector-aware")
 AUTOATTACK = ("apgd-ce", "apgd-t", "fab-t", "square")  # AutoAttack's standard version, in its order
@@ -225,7 +225,7 @@ def _check_names(names: tuple[str, ...]) -> None:
         raise ValueError(f"adaptive attacks {unknown} unknown; allowed: {BATTERY}")
 
 
-def battery(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tuple[str, ...] = BATTERY,
+def battery(cfg: Config, systems: dict[str, System], names: tuple[str, ...] = BATTERY,
             n: int | None = None, eps: float | None = None, **settings) -> pd.DataFrame:
     """Robust accuracy of each system under each attack, plus ``autoattack`` and the per-example ``worst case``.
 

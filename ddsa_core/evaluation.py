@@ -6,8 +6,19 @@ rejected adversarial example as defended and a rejected clean image as an error.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
+
+
+class System(NamedTuple):
+    """A defended system as every threat model attacks it: the module that returns logits, and the
+    content key of the weights an attack differentiates through (so each adversarial set crafted on
+    it is cached once). Gray-box reads the model only; white- and black-box use both."""
+
+    model: nn.Module
+    key: str
 
 
 @torch.inference_mode()

@@ -8,13 +8,12 @@ from typing import Callable, TypeVar
 
 import pandas as pd
 import torch
-from torch import nn
 
 from . import adaptive, attacks, baselines, cache, data, defenses, diagnostics, paper, protocol, results, sanity, threat_models
 from .adversarial import attack_overrides, attack_slice, craft
 from .config import Config
 from .defenses import Defended
-from .evaluation import accuracy, defended_accuracy, outputs, predict_logits, predict_proba
+from .evaluation import System, accuracy, defended_accuracy, outputs, predict_logits, predict_proba
 from .runtime import resolve_device
 from .sparsity import activation_stats, activations, fraction_near_target
 from .training import Trained, classifier, monitor_split
@@ -110,8 +109,9 @@ def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     t0 = time.perf_counter()
     clf = classifier(cfg)
     trained = {name: defenses.denoiser(cfg, name) for name in defenses.DEFENSES}
-    systems = {"No defense": clf.model, "DDSA": defenses.Defended(trained["ddsa"].model, clf.model),
-               "DDA": defenses.Defended(trained["dda"].model, clf.model)}
+    systems = {"No defense": System(clf.model, clf.key)} | {
+        label: System(defenses.Defended(trained[name].model, clf.model), system_key(trained[name].key, clf.key))
+        for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}
     rows = threat_models.gray_box(cfg, clf, systems, names)
     x, y = data.load(cfg.dataset, "test", cfg.test_size)
     acts = {label: activations(trained[key].model, x, cfg.eval_batch_size)
@@ -131,11 +131,13 @@ def ddsa_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
             "activations": acts}
 
 
-def epsilon_sweep(cfg: Config, denoiser_model: nn.Module, eps_values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
+def epsilon_sweep(cfg: Config, denoiser: Trained, eps_values: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4),
                   names: tuple[str, ...] = ("fgsm", "pgd", "mim"), clf: Trained | None = None) -> pd.DataFrame:
-    """Figure 5: gray-box accuracy against eps, with and without DDSA (``clf``: the classifier, if already loaded)."""
+    """Figure 5: gray-box accuracy against eps, with and without the trained DDSA ``denoiser`` (``clf``: the
+    classifier, if already loaded)."""
     clf = clf or classifier(cfg)
-    systems = {"No defense": clf.model, "DDSA": defenses.Defended(denoiser_model, clf.model)}
+    systems = {"No defense": System(clf.model, clf.key),
+               "DDSA": System(defenses.Defended(denoiser.model, clf.model), system_key(denoiser.key, clf.key))}
     rows = [r for eps in eps_values for r in threat_models.gray_box(cfg, clf, systems, names, eps=eps)]
     return pd.DataFrame(rows)
 
@@ -145,7 +147,7 @@ def epsilon_sweep_run(cfg: Config) -> pd.DataFrame:
     t0 = time.perf_counter()
     clf = classifier(cfg)  # first, so that ``cached`` says whether this run trained it
     ddsa = defenses.denoiser(cfg, "ddsa")
-    frame = epsilon_sweep(cfg, ddsa.model, clf=clf)
+    frame = epsilon_sweep(cfg, ddsa, clf=clf)
     weights = {name: {"key": t.key, "train_wall_s": t.train_wall_s, "cached": t.cached}
                for name, t in (("classifier", clf), ("ddsa", ddsa))}
     results.record("epsilon_sweep", cfg, {"rows": frame.to_dict("records"), "weights": weights},
@@ -289,10 +291,11 @@ def baselines_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dict:
     clf = classifier(cfg)
     magnet, parts = baselines.magnet(cfg, clf.model)
     adv = baselines.adversarial_training(cfg)
-    systems = {"No defense": clf.model, "MagNet": magnet, "Adv. training": adv.model}
+    systems = {"No defense": System(clf.model, clf.key), "MagNet": System(magnet, system_key(parts["reformer"].key, clf.key)),
+               "Adv. training": System(adv.model, adv.key)}
     x, y = data.load(cfg.dataset, "test", cfg.test_size)
     clean = {label: defended_accuracy(system, x, y, adversarial=False, batch_size=cfg.eval_batch_size)
-             for label, system in systems.items()}
+             for label, (system, _) in systems.items()}
     fpr = {name: (baselines.detector_scores(magnet.detectors[name], x, p, cfg.eval_batch_size)
                   > getattr(magnet, f"threshold_{name}").cpu()).float().mean().item()
            for name, (_, p) in baselines.DETECTORS.items()}
@@ -314,7 +317,7 @@ def system_key(*weights_keys: str) -> str:
 
 
 def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
-                     clf: Trained | None = None) -> dict[str, tuple[nn.Module, str]]:
+                     clf: Trained | None = None) -> dict[str, System]:
     """Every defense of the paper (or those labelled in ``only``) around the classifier of ``cfg``, with its weights key.
 
     MagNet is included on MNIST only (the paper's Tables 6 and 9). The key covers exactly the
@@ -323,19 +326,19 @@ def defended_systems(cfg: Config, only: tuple[str, ...] | None = None,
     """
     clf = clf or classifier(cfg)
 
-    def denoised(name: str) -> tuple[nn.Module, str]:
+    def denoised(name: str) -> System:
         den = defenses.denoiser(cfg, name)
-        return defenses.Defended(den.model, clf.model, den.meta), system_key(den.key, clf.key)
+        return System(defenses.Defended(den.model, clf.model, den.meta), system_key(den.key, clf.key))
 
-    def magnet() -> tuple[nn.Module, str]:
+    def magnet() -> System:
         system, parts = baselines.magnet(cfg, clf.model)
-        return system, system_key(parts["reformer"].key, clf.key)
+        return System(system, system_key(parts["reformer"].key, clf.key))
 
-    def adversarially_trained() -> tuple[nn.Module, str]:
+    def adversarially_trained() -> System:
         adv = baselines.adversarial_training(cfg)
-        return adv.model, adv.key
+        return System(adv.model, adv.key)
 
-    build = {"No defense": lambda: (clf.model, clf.key), "DDSA": lambda: denoised("ddsa"), "MagNet": magnet,
+    build = {"No defense": lambda: System(clf.model, clf.key), "DDSA": lambda: denoised("ddsa"), "MagNet": magnet,
              "Adv. training": adversarially_trained, "DDA": lambda: denoised("dda")}
     if cfg.dataset not in baselines.MAGNET_DATASETS:
         del build["MagNet"]
@@ -350,7 +353,7 @@ def threat_model_run(cfg: Config, names: tuple[str, ...] = paper.ATTACKS) -> dic
     t0 = time.perf_counter()
     systems = defended_systems(cfg)
     clf = classifier(cfg)
-    gray = threat_models.gray_box(cfg, clf, {label: s for label, (s, _) in systems.items()}, names)
+    gray = threat_models.gray_box(cfg, clf, systems, names)
     white = threat_models.white_box(cfg, systems, names)
     black = threat_models.black_box(cfg, systems, names)
     shared = threat_models.black_box_shared(cfg, systems, names)
@@ -373,9 +376,7 @@ def pgd_iterations_run(cfg: Config, iterations: tuple[int, ...] = PGD_ITERATIONS
     """
     t0 = time.perf_counter()
     clf = classifier(cfg)
-    systems = {"No defense": clf.model,
-               **{label: defenses.Defended(defenses.denoiser(cfg, name).model, clf.model)
-                  for label, name in (("DDSA", "ddsa"), ("DDA", "dda"))}}
+    systems = defended_systems(cfg, only=("No defense", "DDSA", "DDA"), clf=clf)
     sliced = cfg.replace(attack_size=cfg.adaptive_size)
     rows = [r for k in iterations for r in threat_models.gray_box(sliced, clf, systems, ("pgd",), nb_iter=k)]
     results.record("pgd_iterations", cfg, {"rows": rows}, {"this_run": time.perf_counter() - t0}, resolve_device(cfg.device))
@@ -442,7 +443,7 @@ def detector_aware_run(cfg: Config) -> pd.DataFrame:
 def weaker_threat_models(cfg: Config, systems: dict) -> pd.DataFrame:
     """PGD accuracy of each system gray-box and black-box (the paper's PGD; cached with chapter 6's)."""
     clf = classifier(cfg)
-    gray = threat_models.gray_box(cfg, clf, {label: s for label, (s, _) in systems.items()}, ("pgd",))
+    gray = threat_models.gray_box(cfg, clf, systems, ("pgd",))
     black = threat_models.black_box(cfg, systems, ("pgd",))
     rows = [{"defense": r["defense"], "threat_model": tm, "accuracy": r["accuracy"], "images": r["images"]}
             for tm, part in (("gray-box", gray), ("black-box", black)) for r in part]
@@ -457,8 +458,8 @@ def ablation_run(cfg: Config) -> dict:
     for label, (name, change) in ABLATION.items():
         den = defenses.denoiser(cfg.replace(**change), name)
         wall[f"train {label}"] = den.train_wall_s
-        systems[label] = (Defended(den.model, clf.model), f"{den.key}/{clf.key}")
-    gray = pd.DataFrame(threat_models.gray_box(cfg, clf, {k: s for k, (s, _) in systems.items()}, ("fgsm", "pgd")))
+        systems[label] = System(Defended(den.model, clf.model), f"{den.key}/{clf.key}")
+    gray = pd.DataFrame(threat_models.gray_box(cfg, clf, systems, ("fgsm", "pgd")))
     white = adaptive.battery(cfg, systems, ("pgd",), restarts=1)
     x = data.load(cfg.dataset, "test", cfg.adaptive_size)[0]
     for label, (system, _) in systems.items():
@@ -489,7 +490,7 @@ def seeds_run(cfg: Config, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
         systems = defended_systems(c, only=SEED_DEFENSES, clf=clf)
         restarted += [{"seed": seed, "defense": label, "collapsed_again": note["collapsed_again"]}
                       for label in ("DDSA", "DDA") if (note := systems[label][0].meta.get("restarted"))]
-        gray = threat_models.gray_box(c, clf, {k: m for k, (m, _) in systems.items()}, ("pgd",))
+        gray = threat_models.gray_box(c, clf, systems, ("pgd",))
         cells = {("clean", r["defense"]): r["clean_accuracy"] for r in gray}
         cells |= {("gray-box PGD", r["defense"]): r["accuracy"] for r in gray}
         cells |= {("white-box PGD", r["defense"]): r["accuracy"] for r in threat_models.white_box(c, systems, ("pgd",))}

@@ -16,6 +16,7 @@ from torch import nn
 from . import adaptive
 from .baselines import MagNet
 from .config import Config
+from .evaluation import System
 
 CHANCE = 0.1  # ten classes
 EPS_GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -27,7 +28,7 @@ def strongest(system: nn.Module) -> str:
     return "detector-aware" if isinstance(system, MagNet) else "pgd"
 
 
-def curve(cfg: Config, systems: dict[str, tuple[nn.Module, str]], vary: str, values: tuple, **fixed) -> pd.DataFrame:
+def curve(cfg: Config, systems: dict[str, System], vary: str, values: tuple, **fixed) -> pd.DataFrame:
     """Robust accuracy of each system under its :func:`strongest` attack as ``vary`` ("eps", "steps" or "restarts") takes ``values``."""
     if vary not in ("eps", "steps", "restarts"):
         raise ValueError(f"vary must be 'eps', 'steps' or 'restarts'; got {vary!r}")

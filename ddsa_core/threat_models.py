@@ -31,7 +31,7 @@ from torch import nn
 from . import attacks, cache, data
 from .adversarial import attack_overrides, attack_slice, craft
 from .config import Config
-from .evaluation import defended_accuracy, predict_logits
+from .evaluation import System, defended_accuracy, predict_logits
 from .models import substitute_mlp, substitute_model_b
 from .runtime import resolve_device
 from .training import TRAINING_CODE_VERSION, Trained, cross_entropy, fit, load_or_train, make_optimizer
@@ -39,15 +39,15 @@ from .training import TRAINING_CODE_VERSION, Trained, cross_entropy, fit, load_o
 SUBSTITUTE_LR, SUBSTITUTE_BATCH = 1e-3, 128  # CleverHans' tutorial
 
 
-def gray_box(cfg: Config, clf: Trained, systems: dict[str, nn.Module], names: tuple[str, ...],
+def gray_box(cfg: Config, clf: Trained, systems: dict[str, System], names: tuple[str, ...],
              **overrides) -> list[dict]:
     """Accuracy of each defended system on attacks crafted against the classifier alone.
 
-    ``systems`` maps a label to a defended system: a module returning logits, such as
+    ``systems`` maps a label to a :class:`~ddsa_core.evaluation.System` whose model is, for example,
     ``clf.model`` itself ("no defense"), ``Defended(denoiser, clf.model)``, a MagNet, or an
     adversarially trained classifier; one with ``detect(x)`` may reject inputs (see
-    :func:`ddsa_core.evaluation.defended_accuracy`). ``overrides`` (e.g. ``eps=0.1``) replace the
-    profile's attack settings for every attack.
+    :func:`ddsa_core.evaluation.defended_accuracy`). Only the classifier's key is used: every system
+    meets the same examples. ``overrides`` (e.g. ``eps=0.1``) replace the profile's attack settings.
     """
     rows = []
     for name in names:
@@ -56,7 +56,7 @@ def gray_box(cfg: Config, clf: Trained, systems: dict[str, nn.Module], names: tu
         params = {**attack_overrides(cfg, name), **overrides}
         attack = attacks.build(name, clf.model, cfg.dataset, **params)
         adv = craft(attack, x, y, clf.key, f"{cfg.dataset}/test/first-{len(y)}", cfg.seed, cfg.eval_batch_size)
-        for label, system in systems.items():
+        for label, (system, _) in systems.items():
             clean = defended_accuracy(system, x, y, adversarial=False, batch_size=cfg.eval_batch_size)
             attacked = defended_accuracy(system, adv.x_adv, y, adversarial=True, batch_size=cfg.eval_batch_size)
             rows.append({"attack": name, "defense": label, "images": len(y), **overrides,
@@ -66,14 +66,9 @@ def gray_box(cfg: Config, clf: Trained, systems: dict[str, nn.Module], names: tu
     return rows
 
 
-def white_box(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tuple[str, ...],
-              **overrides) -> list[dict]:
-    """Accuracy of each defended system on attacks crafted against that same system, end to end.
-
-    ``systems`` maps a label to ``(system, key)``: the defended system as in :func:`gray_box` and
-    a content key of the weights the attack differentiates through, so that each adversarial set
-    is crafted once and cached.
-    """
+def white_box(cfg: Config, systems: dict[str, System], names: tuple[str, ...], **overrides) -> list[dict]:
+    """Accuracy of each defended system on attacks crafted against that same system, end to end
+    (each adversarial set cached under the system's key)."""
     rows = []
     for name in names:
         n = attack_slice(cfg, name)
@@ -156,7 +151,7 @@ def substitute(cfg: Config, target: nn.Module, target_key: str) -> Trained:
     return load_or_train("substitute", key, model, train, meta)
 
 
-def black_box(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tuple[str, ...],
+def black_box(cfg: Config, systems: dict[str, System], names: tuple[str, ...],
               **overrides) -> list[dict]:
     """Accuracy of each defended system on attacks crafted against its own substitute and transferred.
 
@@ -220,7 +215,7 @@ def shared_substitute(cfg: Config, target: nn.Module, target_key: str, arch: str
     return load_or_train("substitute", key, model, train, meta)
 
 
-def black_box_shared(cfg: Config, systems: dict[str, tuple[nn.Module, str]], names: tuple[str, ...],
+def black_box_shared(cfg: Config, systems: dict[str, System], names: tuple[str, ...],
                      archs: tuple[str, ...] | None = None) -> list[dict]:
     """Accuracy of every defended system on attacks crafted on one substitute of the undefended classifier.
 

@@ -6,6 +6,7 @@ from torch import nn
 from ddsa_core import adaptive, baselines, sanity
 from ddsa_core.config import make_config
 from ddsa_core.defenses import Defended
+from ddsa_core.evaluation import System
 from ddsa_core.training import classifier
 
 
@@ -67,7 +68,7 @@ def test_torchattacks_runs_leave_the_global_rng_alone(quick, mnist_test_batch):
 
 def test_battery_drives_the_undefended_classifier_to_at_most_one_percent(quick):
     cfg, clf = quick
-    frame = adaptive.battery(cfg, {"No defense": (clf.model, clf.key)})
+    frame = adaptive.battery(cfg, {"No defense": System(clf.model, clf.key)})
     acc = frame.set_index("attack").accuracy
     assert set(acc.index) == {"pgd", "apgd-ce", "apgd-t", "fab-t", "square", "autoattack", "worst case"}
     assert acc["worst case"] <= 0.01, acc.to_dict()
@@ -101,7 +102,7 @@ def test_detector_aware_success_means_misclassified_and_undetected(quick, mnist_
 def test_bad_attack_names_fail_before_any_compute(quick):
     cfg, clf = quick
     with pytest.raises(ValueError, match="adaptive attacks \\['pgd-1000'\\] unknown; allowed"):
-        adaptive.battery(cfg, {"No defense": (clf.model, clf.key)}, ("pgd", "pgd-1000"))
+        adaptive.battery(cfg, {"No defense": System(clf.model, clf.key)}, ("pgd", "pgd-1000"))
     with pytest.raises(ValueError, match="vary must be 'eps', 'steps' or 'restarts'"):
         sanity.curve(cfg, {}, "lr", (0.1,))
     with pytest.raises(ValueError, match="adaptive_restarts"):
@@ -133,7 +134,7 @@ def test_sanity_checks_pass_a_sound_evaluation_and_flag_each_failure():
 def test_a_second_battery_loads_every_adversarial_set(quick, tmp_path, monkeypatch):
     cfg, clf = quick
     monkeypatch.setenv("DDSA_CACHE", str(tmp_path))
-    systems = {"blur": (Defended(nn.AvgPool2d(3, stride=1, padding=1), clf.model), "blur")}
+    systems = {"blur": System(Defended(nn.AvgPool2d(3, stride=1, padding=1), clf.model), "blur")}
     settings = dict(names=("pgd", "bpda", "apgd-ce"), n=10, eps=0.2, steps=3, restarts=1)
     first = adaptive.battery(cfg, systems, **settings)
 

@@ -72,11 +72,13 @@ def test_magnet_is_mnist_only_and_names_its_parts():
 
 @pytest.fixture(scope="module")
 def quick_magnet(mnist_classifier):
-    """The quick-profile MagNet (shared with the baselines chapter through the cache), thresholds at 1%."""
+    """The quick-profile MagNet (shared with the baselines chapter through the cache), thresholds at 1%.
+    Training it takes over a minute on two cores, so the tests that read it are slow ones."""
     cfg = make_config("quick", "mnist", device="cpu", magnet_fpr=0.01)  # fpr is not part of the weights' key
     return baselines.magnet(cfg, mnist_classifier)[0]
 
 
+@pytest.mark.slow
 def test_magnet_thresholds_hold_their_false_positive_rate_on_held_out_clean_images(quick_magnet):
     x, _ = data.load("mnist", "test", 5_000)  # never seen by the autoencoders or the thresholds
     scores = {name: baselines.detector_scores(quick_magnet.detectors[name], x, p)
@@ -87,6 +89,7 @@ def test_magnet_thresholds_hold_their_false_positive_rate_on_held_out_clean_imag
     assert detected(quick_magnet, x).float().mean().item() <= 0.04  # union of two detectors
 
 
+@pytest.mark.slow
 def test_magnet_rejects_noise_and_reforms_clean_digits(quick_magnet, mnist_classifier, mnist_test_batch):
     x, y = mnist_test_batch
     assert detected(quick_magnet, torch.rand_like(x)).all()  # uniform noise is far from the manifold
@@ -124,6 +127,7 @@ def test_fgsm_training_crafts_with_predicted_labels_not_the_true_ones(mnist_clas
     assert loss != pytest.approx(ce(model(fgsm(x, y)), y).item(), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_adversarial_training_beats_the_plain_classifier_under_fgsm(mnist_classifier):
     cfg = make_config("quick", "mnist", device="cpu")  # the baselines chapter's model, through the cache
     robust = baselines.adversarial_training(cfg).model

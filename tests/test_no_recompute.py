@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from ddsa_core import attacks, cache, experiments, training
+from ddsa_core import attacks, cache, defenses, experiments, training
 from ddsa_core.config import Config, make_config
 from ddsa_core.runtime import cache_root
 
@@ -50,7 +50,7 @@ def run_chapters(cfg) -> dict[str, Any]:
     out["gradient_masking"] = experiments.gradient_masking_run(cfg)
     out["gradient_variants"] = experiments.gradient_variants_run(cfg, names=("fgsm",))
     out["ddsa"] = experiments.ddsa_run(cfg, names=FEW)  # trains on PGD examples all the same
-    out["epsilon_sweep"] = experiments.epsilon_sweep(cfg, out["ddsa"]["denoisers"]["ddsa"], eps_values=(0.1, 0.3),
+    out["epsilon_sweep"] = experiments.epsilon_sweep(cfg, defenses.denoiser(cfg, "ddsa"), eps_values=(0.1, 0.3),
                                                  names=("fgsm",))
     out["denoised_examples"] = experiments.craft_and_denoise(out["ddsa"], cfg)
     out["baselines"] = experiments.baselines_run(cfg, names=FEW)

@@ -3,7 +3,7 @@ from torch import nn
 
 from ddsa_core import attacks, data, threat_models
 from ddsa_core.config import make_config
-from ddsa_core.evaluation import accuracy
+from ddsa_core.evaluation import System, accuracy
 from ddsa_core.training import classifier
 
 
@@ -12,7 +12,7 @@ def test_gray_box_crafts_on_the_classifier_and_evaluates_through_the_defense(tmp
     cfg = make_config("quick", "mnist", device="cpu", train_size=256, test_size=64, attack_size=64, clf_epochs=1)
     clf = classifier(cfg)
     blur = nn.AvgPool2d(3, stride=1, padding=1)  # a stand-in defense with no parameters of its own
-    systems = {"No defense": clf.model, "blur": nn.Sequential(blur, clf.model)}
+    systems = {"No defense": System(clf.model, clf.key), "blur": System(nn.Sequential(blur, clf.model), f"blur+{clf.key}")}
     rows = threat_models.gray_box(cfg, clf, systems, ("fgsm",))
     x, y = data.load("mnist", "test", 64)
     x_adv = attacks.build("fgsm", clf.model, "mnist", eps=cfg.eps)(x, y)  # FGSM is deterministic
@@ -20,7 +20,7 @@ def test_gray_box_crafts_on_the_classifier_and_evaluates_through_the_defense(tmp
     assert by["No defense"]["accuracy"] == accuracy(clf.model, x_adv, y)
     assert by["blur"]["accuracy"] == accuracy(nn.Sequential(blur, clf.model), x_adv, y)
     assert by["blur"]["clean_accuracy"] == accuracy(nn.Sequential(blur, clf.model), x, y)
-    swept = threat_models.gray_box(cfg, clf, {"No defense": clf.model}, ("fgsm",), eps=0.0)
+    swept = threat_models.gray_box(cfg, clf, {"No defense": System(clf.model, clf.key)}, ("fgsm",), eps=0.0)
     assert swept[0]["eps"] == 0.0 and swept[0]["accuracy"] == swept[0]["clean_accuracy"]
 
 
@@ -29,12 +29,12 @@ def test_white_box_crafts_against_the_whole_defended_system(tmp_path, monkeypatc
     cfg = make_config("quick", "mnist", device="cpu", train_size=256, test_size=64, attack_size=64, clf_epochs=1)
     clf = classifier(cfg)
     blurred = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), clf.model)  # a stand-in defended system
-    systems = {"No defense": (clf.model, clf.key), "blur": (blurred, f"blur+{clf.key}")}
+    systems = {"No defense": System(clf.model, clf.key), "blur": System(blurred, f"blur+{clf.key}")}
     rows = {r["defense"]: r for r in threat_models.white_box(cfg, systems, ("fgsm",))}
     x, y = data.load("mnist", "test", 64)
     through = attacks.build("fgsm", blurred, "mnist", eps=cfg.eps)(x, y)  # gradients through blur and classifier
     assert rows["blur"]["accuracy"] == accuracy(blurred, through, y)
-    gray = {r["defense"]: r for r in threat_models.gray_box(cfg, clf, {"No defense": clf.model, "blur": blurred}, ("fgsm",))}
+    gray = {r["defense"]: r for r in threat_models.gray_box(cfg, clf, systems, ("fgsm",))}
     assert rows["No defense"]["accuracy"] == gray["No defense"]["accuracy"]  # same attack on the same model
     assert rows["blur"]["accuracy"] != gray["blur"]["accuracy"]  # white-box examples differ from transferred ones
 
@@ -56,7 +56,7 @@ def test_black_box_trains_a_substitute_from_the_holdout_and_attacks_the_rest(tmp
     cfg = make_config("quick", "mnist", device="cpu", train_size=1000, test_size=300, attack_size=100, clf_epochs=1,
                       bb_rounds=3, bb_epochs=5)
     clf = classifier(cfg)
-    rows = threat_models.black_box(cfg, {"No defense": (clf.model, clf.key)}, ("fgsm",))
+    rows = threat_models.black_box(cfg, {"No defense": System(clf.model, clf.key)}, ("fgsm",))
     (row,) = rows
     assert row["images"] == 100 and row["substitute_points"] == 150 * 4  # two augmentations double it twice
     assert row["substitute_agreement"] > 0.5  # far above chance (0.1) after three rounds
@@ -73,7 +73,7 @@ def test_shared_substitute_keeps_true_seed_labels_and_sends_one_attack_to_every_
                       bb_rounds=2, bb_epochs=3)
     clf = classifier(cfg)
     blurred = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), clf.model)
-    systems = {"No defense": (clf.model, clf.key), "blur": (blurred, f"blur+{clf.key}")}
+    systems = {"No defense": System(clf.model, clf.key), "blur": System(blurred, f"blur+{clf.key}")}
     rows = threat_models.black_box_shared(cfg, systems, ("fgsm",))
     assert {(r["substitute"], r["defense"]) for r in rows} == {(a, d) for a in threat_models.SHARED_SUBSTITUTES for d in systems}
     assert all(r["substitute_points"] == 300 and r["images"] == 100 for r in rows)
