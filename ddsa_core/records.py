@@ -1,9 +1,9 @@
 """The committed records (``results/<profile>/<dataset>/*.json``), read as the chapters show them.
 
-:func:`document` and :func:`read` load a record; the ``*_rows`` and ``*_history`` readers return its
-frames; :func:`table_of` builds a :mod:`ddsa_core.tables` table from it, or the :class:`Missing`
-admonition that names the command which makes it. Each ``*_glue`` function returns the values a
-chapter glues from one record, with :data:`PENDING` for each key until that record exists.
+:func:`document` and :func:`read` load a record, :func:`rows` and :func:`history` its frames;
+:func:`table_of` builds a :mod:`ddsa_core.tables` table from it, or the :class:`Missing` admonition
+that names the command which makes it. The ``*_numbers`` readers return the numbers a chapter
+states about one record, each under a short key; the chapter writes the sentence around them.
 """
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ from .config import Config, denoiser_train_size, make_config
 from .models import INPUT_SHAPES
 
 PENDING = "pending"
-
-
-def _pending(*keys: str) -> dict[str, str]:
-    return {key: PENDING for key in keys}
 
 
 #: The records the book reads and does not have yet: each waits for a GPU to record it. A chapter shows
@@ -259,31 +255,27 @@ def lr_sweep_numbers(dataset: str) -> dict[str, float | int | str] | None:
             "paper_low_loss": low["loss"], "paper_low_epoch": low["epoch"], "paper_epochs": len(history)}
 
 
-COST_KEYS = ("rec_clf_cost_hours_low", "rec_clf_cost_hours_high", "rec_red_clf_epochs", "rec_red_clf_minutes",
-             "rec_red_clf_device", "rec_lr_cost_gpu", "rec_lr_cost_cpu_low", "rec_lr_cost_cpu_high", "rec_lr_cost_cpu_device")
-
-
-def cifar10_costs() -> dict[str, str | float | int]:
-    """What CIFAR-10's classifier and learning-rate sweep cost, from records: Table 3's epochs on the CPU
-    in hours, scaled from each run that trained the reduced classifier (their minutes, joined by "and");
-    twice the paper-profile classifier's training minutes (the sweep on its GPU); the reduced sweep's
-    minutes per rate and its device."""
-    out = _pending(*COST_KEYS)
+def cifar10_costs() -> dict[str, float | int | str]:
+    """What CIFAR-10's classifier and learning-rate sweep cost, from the records that exist: Table 3's epochs
+    on the CPU in hours (``clf_hours_low``, ``_high``), scaled from each run that trained the reduced
+    classifier (:func:`_reduced_classifier_runs`: their count and minutes) and its epochs; twice the
+    paper-profile classifier's training minutes (``lr_cost_gpu``: the sweep on its GPU); the reduced
+    sweep's minutes per rate and its device."""
+    out: dict[str, float | int | str] = {}
     epochs = make_config("paper", "cifar10").clf_epochs
     red, sweep = table8_run("cifar10", "classifier"), table8_run("cifar10", "lr_sweep")
     if red:
-        runs = _reduced_classifier_runs(red, sweep)
-        hours = [m * epochs / red["config"]["clf_epochs"] / 60 for m, _, _ in runs]
-        out |= {"rec_clf_cost_hours_low": min(hours), "rec_clf_cost_hours_high": max(hours),
-                "rec_red_clf_epochs": red["config"]["clf_epochs"],
-                "rec_red_clf_minutes": " and ".join(f"{m:.0f}" for m, _, _ in runs),
-                "rec_red_clf_device": " and ".join(sorted({device for _, device, _ in runs}))}
+        minutes = [m for m, _, _ in _reduced_classifier_runs(red, sweep)]
+        scale = epochs / red["config"]["clf_epochs"] / 60
+        out |= {"clf_hours_low": min(minutes) * scale, "clf_hours_high": max(minutes) * scale,
+                "red_clf_epochs": red["config"]["clf_epochs"], "red_clf_runs": len(minutes),
+                "red_clf_minutes_low": min(minutes), "red_clf_minutes_high": max(minutes)}
     if paper := document("cifar10", "classifier"):
-        out["rec_lr_cost_gpu"] = 2 * paper["wall_s"]["train"] / 60
+        out["lr_cost_gpu"] = 2 * paper["wall_s"]["train"] / 60
     if sweep:
         minutes = [w["train_wall_s"] / 60 for w in sweep["results"]["weights"].values()]
-        out |= {"rec_lr_cost_cpu_low": min(minutes), "rec_lr_cost_cpu_high": max(minutes),
-                "rec_lr_cost_cpu_device": sweep["provenance"]["device"]}
+        out |= {"lr_cost_cpu_low": min(minutes), "lr_cost_cpu_high": max(minutes),
+                "lr_cost_cpu_device": sweep["provenance"]["device"]}
     return out
 
 
