@@ -359,13 +359,3 @@ def pgd_iterations(frame) -> Figure:
     fig.tight_layout()
     plt.close(fig)
     return fig
-
-
-def pending(what: str) -> Figure:
-    """A placeholder for a figure drawn from a run not recorded yet, saying which and how to record it."""
-    fig, ax = plt.subplots(figsize=(6, 1.2))
-    ax.axis("off")
-    ax.text(0.5, 0.5, f"pending: {what} is not recorded yet\n(python -m ddsa_core record --profile paper)",
-            ha="center", va="center", fontsize=10)
-    plt.close(fig)
-    return fig

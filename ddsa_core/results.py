@@ -14,13 +14,16 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import cache, data
 from .config import RECIPE_DEFAULTS, Config
 from .runtime import REPO_ROOT, provenance
+
+if TYPE_CHECKING:  # pandas loads where a table is built: recording a run does not need it
+    import pandas as pd
 
 
 def results_root() -> Path:

@@ -116,13 +116,6 @@ def test_a_seeds_run_without_seeds_fails_before_any_compute():
         experiments.seeds_run(make_config("quick", "mnist"), seeds=())
 
 
-def test_a_pending_figure_says_what_is_missing():
-    from ddsa_core import figures
-
-    fig = figures.pending("the paper-profile adaptive run of cifar10")
-    assert "cifar10 is not recorded yet" in fig.axes[0].texts[0].get_text()
-
-
 def test_the_landing_page_reads_recorded_keys_only():
     """The landing page quotes the records; the live numbers of a build stay in its chapters' "your rerun" sections."""
     import re
