@@ -142,13 +142,13 @@ def recorded_on(dataset: str, names: tuple[str, ...]) -> str:
 
 def paper_scale(dataset: str) -> dict[str, int]:
     """The paper profile's scale, read from its configuration so the chapters' prose cannot drift from
-    it (``pp_*``): training images, classifier and denoiser epochs, test images per attack (all, when
+    it: training images, classifier and denoiser epochs, test images per attack (all, when
     the profile leaves them at None), C&W's and the adaptive battery's images, its restarts, steps and Square's queries."""
     cfg = make_config("paper", dataset)
-    return {"pp_train": cfg.train_size or data.TRAIN_SIZE[dataset], "pp_clf_epochs": cfg.clf_epochs,
-            "pp_ae_epochs": cfg.ae_epochs, "pp_test": cfg.attack_size or cfg.test_size or data.TEST_SIZE,
-            "pp_cw": cfg.cw_size, "pp_adaptive_images": cfg.adaptive_size, "pp_restarts": cfg.adaptive_restarts,
-            "pp_steps": cfg.adaptive_steps, "pp_square": cfg.square_queries}
+    return {"train": cfg.train_size or data.TRAIN_SIZE[dataset], "clf_epochs": cfg.clf_epochs,
+            "ae_epochs": cfg.ae_epochs, "test": cfg.attack_size or cfg.test_size or data.TEST_SIZE,
+            "cw": cfg.cw_size, "adaptive_images": cfg.adaptive_size, "restarts": cfg.adaptive_restarts,
+            "steps": cfg.adaptive_steps, "square": cfg.square_queries}
 
 
 # --- DDSA (chapter 4) and the baselines (chapter 5) -----------------------------------------------

@@ -272,9 +272,9 @@ def test_paper_scale_states_the_paper_profile_as_configured():
     from ddsa_core.config import make_config
 
     cfg, scale = make_config("paper", "mnist"), records.paper_scale("mnist")
-    assert scale["pp_clf_epochs"] == cfg.clf_epochs and scale["pp_restarts"] == cfg.adaptive_restarts
-    assert (scale["pp_train"], scale["pp_test"], scale["pp_cw"]) == (50_000, 10_000, cfg.cw_size)
-    assert records.paper_scale("cifar10")["pp_train"] == 50_000
+    assert scale["clf_epochs"] == cfg.clf_epochs and scale["restarts"] == cfg.adaptive_restarts
+    assert (scale["train"], scale["test"], scale["cw"]) == (50_000, 10_000, cfg.cw_size)
+    assert records.paper_scale("cifar10")["train"] == 50_000
 
 
 def test_recorded_on_names_each_device_with_its_runs(tmp_path, monkeypatch):
