@@ -307,7 +307,7 @@ def test_chapters_6_and_7_read_the_recorded_mnist_run_in_every_build():
         nb = chapter_notebook(Path(__file__).resolve().parents[1] / "book" / f"{name}.md")
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert 'rec_dataset = "mnist"' in code
-        assert not re.search(r"recorded\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build
+        assert not re.search(r"records\.\w+\(dataset\b", code), name  # the build's dataset: CIFAR-10 in a CIFAR-10 build
 
 
 def test_the_cpu_scale_adaptive_numbers_read_the_run_and_the_clean_accuracy_of_the_same_weights(tmp_path, monkeypatch):

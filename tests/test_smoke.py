@@ -42,4 +42,7 @@ def test_cifar10_chapters_execute_in_the_smoke_profile(chapter, monkeypatch, tmp
     glued = {o["metadata"]["scrapbook"]["name"]: o["data"].get("application/papermill.record/text/plain", "")
              for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
     assert glued, "the chapter glued nothing"
+    if chapter == "04_ddsa":  # the landing page's MNIST row reads MNIST's record in a CIFAR-10 build too
+        mnist = results.load_record("paper", "mnist", "gray_box")["results"]["sparsity"]["DDSA"]["mu_hat_near_target"]
+        assert float(glued["rec_mnist_near_ddsa"]) == pytest.approx(mnist)
     assert (tmp_path / "results" / "smoke" / "cifar10").is_dir()  # it recorded its CIFAR-10 runs
