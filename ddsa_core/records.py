@@ -292,9 +292,9 @@ def _reduced_classifier_runs(red: dict, sweep: dict | None) -> list[tuple[float,
 
 # --- Every threat model (chapter 6) ---------------------------------------------------------------
 
-def pgd_at(rows: list[dict], defense: str) -> float:
-    """PGD accuracy of ``defense`` in one threat model's rows."""
-    return next(r["accuracy"] for r in rows if r["attack"] == "pgd" and r["defense"] == defense)
+def accuracy_at(rows: list[dict], defense: str, attack: str = "pgd") -> float:
+    """The accuracy of ``defense`` under ``attack`` in one threat model's rows."""
+    return next(r["accuracy"] for r in rows if r["attack"] == attack and r["defense"] == defense)
 
 
 # --- Adaptive evaluation (chapter 7) --------------------------------------------------------------
